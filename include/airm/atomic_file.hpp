@@ -1,0 +1,20 @@
+// Writing files so that an interrupt never leaves a partial output.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace airm {
+
+// Calls `write(tmp)` with a temporary path in the same directory as `path`
+// (same extension, so encoders that look at it still work), then renames the
+// temporary onto `path`. On any exception the temporary is removed and the
+// exception propagates; `path` is either untouched or complete.
+void write_atomically(const std::filesystem::path& path,
+                      const std::function<void(const std::filesystem::path& tmp)>& write);
+
+// Writes `text` to `path` atomically.
+void write_text_atomically(const std::filesystem::path& path, const std::string& text);
+
+}  // namespace airm

@@ -1,0 +1,2 @@
+// Being written.
+#include "airm/image_io.hpp"

@@ -1,0 +1,2 @@
+// Being written.
+#include "airm/mask_io.hpp"

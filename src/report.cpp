@@ -1,0 +1,1 @@
+#include "airm/report.hpp"

@@ -1,0 +1,53 @@
+#include "test_support.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <opencv2/core.hpp>
+
+namespace airm::test {
+
+std::filesystem::path shared_dir() {
+  if (const char* env = std::getenv("AIRM_SHARED_DIR"); env && *env) {
+    return std::filesystem::exists(env) ? std::filesystem::path(env) : std::filesystem::path();
+  }
+  std::filesystem::path dir = AIRM_DEFAULT_SHARED_DIR;
+  return std::filesystem::exists(dir / "data") ? dir : std::filesystem::path();
+}
+
+TempDir::TempDir(const std::string& tag) {
+  static std::atomic<unsigned> counter{0};
+  std::random_device rd;
+  std::ostringstream name;
+  name << tag << "-" << rd() << "-" << counter++;
+  path_ = std::filesystem::temp_directory_path() / name.str();
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string read_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+long count_differences(const cv::Mat& a, const cv::Mat& b) {
+  cv::Mat diff;
+  cv::compare(a, b, diff, cv::CMP_NE);
+  return cv::countNonZero(diff);
+}
+
+}  // namespace airm::test

@@ -1,0 +1,36 @@
+// Helpers shared by the test programs.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <opencv2/core.hpp>
+
+namespace airm::test {
+
+// ../shared beside the checkout (or $AIRM_SHARED_DIR); empty if absent.
+std::filesystem::path shared_dir();
+
+// A fresh, empty directory under the system temp dir, removed when the
+// returned object goes out of scope.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag = "airm-test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Writes raw bytes to a file.
+void write_bytes(const std::filesystem::path& path, const std::string& bytes);
+std::string read_bytes(const std::filesystem::path& path);
+
+// Number of pixels where two single-channel masks differ.
+long count_differences(const cv::Mat& a, const cv::Mat& b);
+
+}  // namespace airm::test
