@@ -1,1 +1,51 @@
-int main() { return 0; }
+// airm: refine coarse masks of ultra-high-resolution photos (and the tools
+// around it). Exit codes: 0 success, 1 bad input or failure, 2 usage error.
+#include <cstdio>
+#include <exception>
+#include <map>
+
+#include "airm/error.hpp"
+#include "commands.hpp"
+
+namespace airm::cli {
+
+cv::Size parse_size(const std::string& text) {
+  int width = 0, height = 0;
+  char x = 0, extra = 0;
+  if (std::sscanf(text.c_str(), "%d%c%d%c", &width, &x, &height, &extra) != 3 || (x != 'x' && x != 'X') ||
+      width <= 0 || height <= 0) {
+    throw UsageError("expected a size WIDTHxHEIGHT such as 3840x2160, got '" + text + "'");
+  }
+  return {width, height};
+}
+
+}  // namespace airm::cli
+
+int main(int argc, char** argv) {
+  CLI::App app("airm: adaptive implicit representation mapping for ultra-high-resolution mask refinement");
+  app.require_subcommand(1);
+  std::map<CLI::App*, airm::cli::Runner> runners;
+  for (auto add : {airm::cli::add_eval_command, airm::cli::add_degrade_command, airm::cli::add_synth_command}) {
+    airm::cli::Runner runner = add(app);
+    runners[app.get_subcommands({}).back()] = std::move(runner);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "error: %s\nrun 'airm --help' for usage\n", e.what());
+    return 2;
+  }
+  try {
+    for (auto& [sub, run] : runners) {
+      if (sub->parsed()) return run();
+    }
+    return 2;
+  } catch (const airm::cli::UsageError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,1 +1,58 @@
-exit 0
+#!/usr/bin/env bash
+# End-to-end checks of the airm command line: exit codes, messages, outputs.
+set -uo pipefail
+airm=${AIRM_BIN:?set AIRM_BIN to the airm binary}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+passes=0
+
+check() {  # check NAME EXPECTED_RC PATTERN -- command...
+  local name=$1 want_rc=$2 pattern=$3
+  shift 4
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" -ne "$want_rc" ] || ! grep -qE -- "$pattern" <<<"$out"; then
+    echo "FAIL $name: rc=$rc (want $want_rc), pattern '$pattern' in:"
+    echo "$out" | head -20
+    failures=$((failures + 1))
+  else
+    passes=$((passes + 1))
+  fi
+}
+
+check help 0 "Subcommands" -- "$airm" --help
+check no-subcommand 2 "^error: " -- "$airm"
+check unknown-option 2 "^error: .*--bogus" -- "$airm" eval --bogus
+check eval-needs-source 2 "^error: expected exactly one of --pred DIR and --coarse" -- "$airm" eval --data "$work"
+check eval-both-sources 2 "^error: " -- "$airm" eval --data "$work" --coarse --pred "$work"
+check eval-missing-data 1 "^error: .*/nope: does not exist" -- "$airm" eval --data "$work/nope" --coarse
+check synth-bad-size 2 "^error: expected a size WIDTHxHEIGHT" -- "$airm" synth --size 12by5 --out "$work/s"
+check synth-too-big 1 "^error: " -- "$airm" synth --size 9000x9000 --out "$work/big"
+check degrade-bad-mode 2 "^error: " -- "$airm" degrade --data "$work" --mode blur --out "$work/d"
+
+# Generated scenes -> degraded coarse masks -> eval, with every output.
+check synth 0 "wrote 3 scene" -- "$airm" synth --size 211x157 --count 3 --seed 7 --out "$work/scenes" --quiet
+check degrade-1thread 0 "wrote 3 coarse" -- "$airm" degrade --data "$work/scenes" --mode perturb --seed 1 --out "$work/d1" --threads 1 --quiet
+check degrade-2threads 0 "wrote 3 coarse" -- "$airm" degrade --data "$work/scenes" --mode perturb --seed 1 --out "$work/d2" --threads 2 --quiet
+if diff -r "$work/d1/scenes/coarse" "$work/d2/scenes/coarse" >/dev/null; then passes=$((passes + 1)); else
+  echo "FAIL degrade-deterministic: coarse masks differ between 1 and 2 threads"; failures=$((failures + 1)); fi
+check eval-coarse 0 "^all +3 " -- "$airm" eval --data "$work/d1" --coarse --quiet \
+  --csv "$work/e.csv" --json "$work/e.json" --report "$work/e.html"
+for f in e.csv e.json e.html; do
+  if [ -s "$work/$f" ]; then passes=$((passes + 1)); else echo "FAIL output $f missing"; failures=$((failures + 1)); fi
+done
+if ls -a "$work" | grep -q '\.tmp-'; then echo "FAIL temporary files left behind"; failures=$((failures + 1)); else passes=$((passes + 1)); fi
+
+# A prediction folder with one file missing: the table still prints, rc 1.
+mkdir -p "$work/pred"
+cp "$work/d1/scenes/coarse/"synth_s7_000{0,1}.png "$work/pred/"
+check eval-missing-pred 1 "error: synth_s7_0002: has no prediction" -- "$airm" eval --data "$work/scenes" --pred "$work/pred" --quiet
+
+# A broken prediction is reported by name.
+printf 'not a png' > "$work/pred/synth_s7_0002.png"
+check eval-broken-pred 1 "error: .*synth_s7_0002.png: " -- "$airm" eval --data "$work/scenes" --pred "$work/pred" --quiet
+
+echo "$passes passed, $failures failed"
+[ "$failures" -eq 0 ]

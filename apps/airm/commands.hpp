@@ -1,0 +1,29 @@
+// The airm subcommands: each registers itself on the CLI and returns the
+// function that runs it once the command line has been parsed.
+#pragma once
+
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <opencv2/core.hpp>
+
+namespace airm::cli {
+
+using Runner = std::function<int()>;
+
+// A command line that parsed but makes no sense: exit code 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+Runner add_eval_command(CLI::App& app);
+Runner add_degrade_command(CLI::App& app);
+Runner add_synth_command(CLI::App& app);
+
+// "WIDTHxHEIGHT" -> size; throws UsageError.
+cv::Size parse_size(const std::string& text);
+
+}  // namespace airm::cli
