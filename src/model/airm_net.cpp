@@ -1,0 +1,125 @@
+#include "airm/model/airm_net.hpp"
+
+#include "airm/error.hpp"
+
+namespace airm {
+namespace F = torch::nn::functional;
+
+torch::Tensor normalize_input(const torch::Tensor& rgb, const torch::Tensor& mask) {
+  TORCH_CHECK(rgb.dim() == 4 && rgb.size(1) == 3, "expected rgb [B,3,H,W], got ", rgb.sizes());
+  TORCH_CHECK(mask.dim() == 4 && mask.size(1) == 1, "expected mask [B,1,H,W], got ", mask.sizes());
+  TORCH_CHECK(rgb.size(0) == mask.size(0) && rgb.size(2) == mask.size(2) && rgb.size(3) == mask.size(3),
+              "expected rgb and mask of one size, got ", rgb.sizes(), " and ", mask.sizes());
+  const auto opts = rgb.options();
+  const torch::Tensor mean = torch::tensor({0.485, 0.456, 0.406}, opts).view({1, 3, 1, 1});
+  const torch::Tensor std = torch::tensor({0.229, 0.224, 0.225}, opts).view({1, 3, 1, 1});
+  return torch::cat({(rgb - mean) / std, (mask.to(rgb.dtype()) - 0.5) * 2.0}, 1);
+}
+
+namespace {
+MitOptions mit_options(const ModelConfig& config) {
+  MitOptions options = config.encoder == "mit_b0"   ? MitOptions::b0(config.in_channels)
+                       : config.encoder == "mit_b1" ? MitOptions::b1(config.in_channels)
+                                                    : MitOptions::b2(config.in_channels);
+  options.drop_path_rate(config.drop_path);
+  return options;
+}
+}  // namespace
+
+AirmNetImpl::AirmNetImpl(ModelConfig config) : config_(std::move(config)) {
+  config_.validate();
+  std::vector<int64_t> stage_channels;
+  if (config_.uses_mit()) {
+    mit_ = register_module("encoder", Mit(mit_options(config_)));
+    stage_channels = mit_->options().embed_dims();
+    if (config_.affinity) {
+      const auto& o = mit_->options();
+      const int64_t maps = o.depths().back() * o.num_heads().back();
+      affinity_head_ = register_module(
+          "affinity_head", AffinityHead(AffinityHeadOptions(maps).hidden_channels(config_.affinity_hidden)));
+    }
+  } else {
+    resnet_ = register_module("encoder", ResNetEncoder(ResNetOptions().in_channels(config_.in_channels)));
+    stage_channels = resnet_->stage_channels();
+  }
+  fusion_ = register_module("fusion", FeatureFusion(FeatureFusionOptions(stage_channels, config_.in_channels)
+                                                        .dim(config_.feature_dim)
+                                                        .stem_channels(config_.stem_channels)));
+  implicit_ = register_module(
+      "implicit", ImplicitFunction(ImplicitFunctionOptions(config_.feature_dim)
+                                       .hidden(config_.hidden)
+                                       .local_ensemble(config_.local_ensemble)
+                                       .unfold(config_.unfold)
+                                       .guide_dim(config_.guide ? config_.in_channels : 0)));
+  if (config_.adaptive()) {
+    hyper_ = register_module("hyper", HyperNetwork(HyperNetworkOptions(config_.feature_dim)
+                                                       .conv_layers(config_.hyper_conv_layers)
+                                                       .channels(config_.hyper_channels)
+                                                       .rank(config_.rank),
+                                                   implicit_->layer_shapes()));
+  }
+}
+
+Encoded AirmNetImpl::encode(const torch::Tensor& input, bool with_affinity) {
+  TORCH_CHECK(input.dim() == 4 && input.size(1) == config_.in_channels, "expected input [B,",
+              config_.in_channels, ",H,W], got ", input.sizes());
+  Encoded out;
+  std::vector<torch::Tensor> stages;
+  const bool affinity = with_affinity && config_.affinity;
+  if (mit_) {
+    MitOutput mit = mit_->forward(input, affinity);
+    stages = std::move(mit.stages);
+    if (affinity) {
+      out.affinity = affinity_head_->forward(mit.attentions);
+      out.affinity_h = stages.back().size(2);
+      out.affinity_w = stages.back().size(3);
+    }
+  } else {
+    ResNetFeatures features = resnet_->forward(input);
+    stages = features.list();
+    if (affinity) {
+      out.affinity = cnn_affinity(features.layer3, config_.affinity_radius);
+      out.affinity_h = features.layer3.size(2);
+      out.affinity_w = features.layer3.size(3);
+    }
+  }
+  out.features = fusion_->forward(input, stages);
+  if (hyper_) out.weights = modulate(implicit_, hyper_->forward(out.features));
+  return out;
+}
+
+torch::Tensor AirmNetImpl::sample_guide(const torch::Tensor& input, const torch::Tensor& coord) {
+  TORCH_CHECK(coord.dim() == 3 && coord.size(2) == 2, "expected coord [B,Q,2], got ", coord.sizes());
+  // grid_sample wants (x, y); our coordinates are (y, x).
+  const torch::Tensor grid = coord.flip({2}).unsqueeze(1).to(input.dtype());  // [B,1,Q,2]
+  const torch::Tensor sampled = F::grid_sample(
+      input, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false));
+  return sampled.squeeze(2).permute({0, 2, 1});  // [B,Q,C]
+}
+
+torch::Tensor AirmNetImpl::query(const Encoded& encoded, const torch::Tensor& input, const torch::Tensor& coord,
+                                 const torch::Tensor& cell, int64_t chunk_size) {
+  const std::vector<LayerWeights>* weights = encoded.weights.empty() ? nullptr : &encoded.weights;
+  const torch::Tensor guide = config_.guide ? sample_guide(input, coord) : torch::Tensor();
+  return implicit_->query(encoded.features, coord, cell, guide, weights, chunk_size);
+}
+
+torch::Tensor AirmNetImpl::forward(const torch::Tensor& input, const torch::Tensor& coord, const torch::Tensor& cell) {
+  const Encoded encoded = encode(input);
+  const std::vector<LayerWeights>* weights = encoded.weights.empty() ? nullptr : &encoded.weights;
+  const torch::Tensor guide = config_.guide ? sample_guide(input, coord) : torch::Tensor();
+  return implicit_->forward(encoded.features, coord, cell, guide, weights);
+}
+
+torch::Tensor AirmNetImpl::affinity_loss(const Encoded& encoded, const torch::Tensor& gt) const {
+  TORCH_CHECK(encoded.affinity.defined(), "affinity loss: expected an encoding made with affinity, got none");
+  if (mit_) {
+    const AffinityLabels labels = affinity_labels(gt, encoded.affinity_h, encoded.affinity_w, config_.affinity_radius);
+    return affinity_loss_from_logits(encoded.affinity, labels.labels, labels.valid);
+  }
+  const AffinityLabels labels =
+      local_affinity_labels(gt, encoded.affinity_h, encoded.affinity_w, config_.affinity_radius);
+  return affinity_loss_from_probabilities(encoded.affinity, labels.labels, labels.valid);
+}
+
+}  // namespace airm
