@@ -1,0 +1,64 @@
+// airm model: what a configuration (or a weights file) builds: parameters
+// and GFLOPs per module.
+#include <cstdio>
+#include <memory>
+
+#include "airm/model/cost.hpp"
+#include "airm/model/weights.hpp"
+#include "commands.hpp"
+
+namespace airm::cli {
+namespace {
+
+struct ModelArgs {
+  std::string config;
+  std::string weights;
+  std::string size = "224x224";
+  bool json = false;
+};
+
+int run_model(const ModelArgs& args) {
+  if (args.config.empty() == args.weights.empty()) throw UsageError("expected exactly one of --config and --weights");
+  const cv::Size size = parse_size(args.size);
+  const ModelConfig config = args.config.empty() ? read_weights_config(args.weights) : ModelConfig::load(args.config);
+  AirmNet net(config);
+  const ModelCost cost = measure_model_cost(net, size.height, size.width);
+  if (args.json) {
+    nlohmann::json doc = {{"config", config.to_json()},
+                          {"input", {size.width, size.height}},
+                          {"parameters", cost.parameters},
+                          {"gflops_per_image", cost.gflops_per_image},
+                          {"implicit_gflops_per_million_queries", cost.implicit_gflops_per_million_queries}};
+    for (const ModuleCost& m : cost.modules) {
+      doc["modules"].push_back({{"module", m.module}, {"parameters", m.parameters}, {"gflops", m.gflops}});
+    }
+    std::printf("%s\n", doc.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%s: encoder %s, %s%s, input %dx%d (W x H)\n", config.name.c_str(), config.encoder.c_str(),
+              config.mapping.c_str(), config.affinity ? " + affinity" : "", size.width, size.height);
+  std::printf("%-14s %14s %10s\n", "module", "parameters", "GFLOPs");
+  for (const ModuleCost& m : cost.modules) {
+    std::printf("%-14s %14lld %10.3f%s\n", m.module.c_str(), static_cast<long long>(m.parameters), m.gflops,
+                m.module == "implicit" ? "  (one query per pixel)" : "");
+  }
+  std::printf("%-14s %14lld %10.3f  (without queries)\n", "total", static_cast<long long>(cost.parameters),
+              cost.gflops_per_image);
+  std::printf("implicit function: %.3f GFLOPs per million queries\n", cost.implicit_gflops_per_million_queries);
+  std::printf("GFLOPs = 2 x multiply-adds of convolutions and matrix products (LibTorch profiler)\n");
+  return 0;
+}
+
+}  // namespace
+
+Runner add_model_command(CLI::App& app) {
+  auto args = std::make_shared<ModelArgs>();
+  CLI::App* sub = app.add_subcommand("model", "Parameters and GFLOPs per module of a config or weights file");
+  sub->add_option("--config", args->config, "Model config (configs/*.json)");
+  sub->add_option("--weights", args->weights, "Or a weights file (its stored config)");
+  sub->add_option("--size", args->size, "Input WIDTHxHEIGHT")->capture_default_str();
+  sub->add_flag("--json", args->json, "Print JSON");
+  return [args] { return run_model(*args); };
+}
+
+}  // namespace airm::cli
