@@ -36,7 +36,7 @@ struct ModelConfig {
   // Hypernetwork (AIRMF only).
   int64_t rank = 20;
   int64_t hyper_conv_layers = 3;
-  int64_t hyper_channels = 32;
+  int64_t hyper_channels = 16;
   // Stochastic depth of the MiT blocks (training only).
   double drop_path = 0.1;
 
