@@ -1,6 +1,45 @@
 // Training data: random crops of (image, ground truth) with augmentation,
 // coarse masks synthesised on the fly, and the queries of the implicit
 // function; made by worker threads ahead of the training loop.
+//
+// One training sample, in this order (each stage draws from its own split of
+// the sample's generator, so switching one stage off leaves the others'
+// draws unchanged):
+//  1. Read: read_image (BGR, EXIF applied) and read_mask_u8 (> 127 is
+//     foreground; a mask of another size is fitted like fit_mask_to does).
+//  2. Cover: if a side is shorter than `crop`, image and mask are scaled up
+//     (bilinear; mask re-thresholded at half) so the SHORT side equals `crop`
+//     (aspect ratio kept). CascadePSP pads instead; padding would feed the
+//     network borders that never occur at inference. Larger images are not
+//     rescaled: the crop sees the image at its native resolution.
+//  3. Crop: a uniformly placed crop x crop window; then a horizontal flip
+//     with probability 1/2 (if `flips`).
+//  4. Copy-paste (probability `copy_paste`): the ground-truth object of
+//     another sample (drawn uniformly among the others) - the bounding box of
+//     its whole foreground, image pixels and mask - scaled so its long side
+//     is a uniform 30%..80% of the crop, is pasted at a uniform position
+//     fully inside the crop: pixels under its mask replace the crop's, and
+//     the crop's ground truth becomes the union (pasted pixels foreground).
+//  5. Colour: brightness, contrast, saturation factors in [1-jitter, 1+jitter]
+//     and a hue shift in +-jitter/4 of the colour circle, applied in a random
+//     order (values clamped to [0,1] after each); then grayscale with
+//     probability `grayscale`.
+//  6. Coarse mask, synthesised from the CROPPED ground truth (after the
+//     paste), as CascadePSP does: with probability perturb_share
+//     perturb_mask at a target IoU uniform in [perturb.min_iou,
+//     perturb.max_iou); else lowres_mask with an integer factor uniform in
+//     [lowres_min, lowres_max] (relative to the crop's side). Cropping first
+//     is cheaper and lets the degradation scale with what the network sees.
+//  7. Queries: "all": every pixel centre of the crop in row-major order
+//     (make_pixel_grid), target = gt there. "boundary": `queries` per image;
+//     round(queries * boundary_share) of them in the band of pixels within
+//     boundary_band px of the ground-truth or the coarse boundary
+//     (morphological gradient with an elliptical (2b+1)^2 kernel; a band
+//     pixel drawn uniformly, then a uniform position inside it), the rest at
+//     uniform continuous positions over the crop; the target of a query is
+//     gt at the pixel containing its (float32) coordinate, i.e. the nearest
+//     pixel centre (ImplicitFunction's convention). If the band is empty all
+//     queries are uniform.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +56,7 @@
 namespace airm {
 
 struct DataOptions {
-  int crop = 224;                 // square crop side, pixels (images smaller are padded/resized up)
+  int crop = 224;                 // square crop side, pixels (smaller images are scaled up, see above)
   bool flips = true;              // horizontal flips
   double jitter = 0.2;            // colour jitter strength: brightness, contrast, saturation (+-), hue (+- jitter/4)
   double grayscale = 0.1;         // probability of a grayscale image
@@ -37,8 +76,10 @@ struct DataOptions {
   double boundary_share = 0.5;
   int boundary_band = 8;
 
-  void validate() const;  // throws airm::Error naming the field
+  // Throws airm::Error naming the field (and `source`, if given).
+  void validate(const std::string& source = "") const;
   nlohmann::json to_json() const;
+  // Unknown keys are errors (also inside "perturb").
   static DataOptions from_json(const nlohmann::json& json, const std::string& source = "");
 };
 
@@ -48,15 +89,16 @@ struct TrainBatch {
   torch::Tensor input;   // [B,4,S,S] normalize_input(rgb, coarse)
   torch::Tensor gt;      // [B,1,S,S] float 0/1
   torch::Tensor coarse;  // [B,1,S,S] float 0/1
-  torch::Tensor coord;   // [B,Q,2]
+  torch::Tensor coord;   // [B,Q,2] float32
   torch::Tensor target;  // [B,Q] float 0/1: gt at the queries (nearest pixel)
   int64_t iteration = 0;
+  std::vector<int64_t> samples;  // index into the loader's samples of each image of the batch
 };
 
 struct LoaderStats {
   double wait_seconds = 0;     // time next() spent waiting for workers
   double produce_seconds = 0;  // worker time spent making batches (all workers)
-  int64_t batches = 0;
+  int64_t batches = 0;         // batches returned by next()
 };
 
 // Batch i is a pure function of (seed, rank, world_size, i): which samples
@@ -64,6 +106,21 @@ struct LoaderStats {
 // taking every world_size-th), their crops, augmentations, coarse masks and
 // queries. So the sequence does not depend on the number of workers, and a
 // resumed run continues exactly by seek(i).
+//
+// Sample order: epoch e permutes the N sample indices (seeded by (seed, e));
+// rank r takes positions r, r+W, r+2W, ... of it, floor(N/W) samples per
+// epoch (the last N mod W positions are dropped so ranks have equal counts).
+// A rank's k-th sample overall is position k mod floor(N/W) of epoch
+// k / floor(N/W); batch i holds its samples i*B .. i*B+B-1 (crossing epochs
+// as needed). The augmentation of image s of batch i is drawn from a
+// generator seeded by (seed, i, rank, s).
+//
+// Threads: `workers` threads make batches i, i+1, ... ahead of next(), at most
+// `prefetch` batches ready or in the making; workers = 0 makes each batch on
+// the calling thread inside next(). Production starts at the first next() or
+// seek(). A worker's exception (e.g. an unreadable file, airm::Error naming
+// it) is rethrown by next() when it reaches that batch (and again on each
+// call until seek()).
 class TrainLoader {
  public:
   TrainLoader(std::vector<Sample> samples, DataOptions options, int batch_size, std::uint64_t seed, int rank = 0,
@@ -74,12 +131,21 @@ class TrainLoader {
 
   TrainBatch next();                // the batch of iteration(), then advances
   int64_t iteration() const;        // the next batch's index
-  void seek(int64_t iteration);     // continue from this batch index
+  void seek(int64_t iteration);     // continue from this batch index (>= 0)
   LoaderStats stats() const;
   std::size_t size() const;         // number of samples
 
   // The batch of one iteration made on the calling thread (reference for tests).
   TrainBatch make_batch(int64_t iteration) const;
+
+  // The sample indices of batch `iteration` (what make_batch(i).samples holds), cheap.
+  std::vector<int64_t> batch_samples(int64_t iteration) const;
+  // Samples each rank sees per epoch: floor(size() / world_size).
+  int64_t samples_per_epoch() const;
+  // The epoch of the first image of batch `iteration` (for logging).
+  int64_t epoch_of(int64_t iteration) const;
+  const DataOptions& options() const;
+  int batch_size() const;
 
  private:
   struct State;
