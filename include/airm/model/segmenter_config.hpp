@@ -1,0 +1,48 @@
+// Hyper-parameters of the coarse segmenter (segmenter.hpp), read from and
+// written to JSON (configs/segmenter_*.json, and inside every segmenter
+// weights file). Unknown keys are errors.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "airm/model/mit.hpp"
+
+namespace airm {
+
+struct SegmenterConfig {
+  std::string name = "segmenter_mit_b0";
+  // Backbone: "mit_b0" | "mit_b1" | "mit_b2" (RGB input, 3 channels).
+  std::string encoder = "mit_b0";
+  // 1: one foreground logit (sigmoid); K > 1: K logits (softmax, class 0 =
+  // background).
+  int64_t num_classes = 1;
+  // Width of every decoder map (lateral projections, fused maps).
+  int64_t decoder_dim = 64;
+  // Semantic Refinement Module at each upsampling step (else plain bilinear
+  // upsampling before the fusion).
+  bool srm = true;
+  int64_t srm_hidden = 32;  // width of the SRM offset head
+  // Contextual Refinement Module before the classifier (else the classifier
+  // reads the finest fused map).
+  bool contextual = true;
+  int64_t context_reduction = 4;  // channel-attention MLP: 4*decoder_dim -> /reduction
+  // Stochastic depth of the MiT blocks (training only).
+  double drop_path = 0.1;
+
+  // The backbone's options (drop path included).
+  MitOptions mit_options() const;
+
+  // Throws airm::Error naming the field (and `source`, if given).
+  void validate(const std::string& source = "") const;
+
+  nlohmann::json to_json() const;
+  // Unknown keys are errors (a typo must not silently fall back to a default).
+  static SegmenterConfig from_json(const nlohmann::json& json, const std::string& source = "");
+  static SegmenterConfig load(const std::filesystem::path& path);
+};
+
+}  // namespace airm
