@@ -1,9 +1,9 @@
 #include "airm/model/config.hpp"
 
-#include <fstream>
 #include <set>
 
 #include "airm/error.hpp"
+#include "../json_fields.hpp"
 
 namespace airm {
 
@@ -49,57 +49,32 @@ nlohmann::json ModelConfig::to_json() const {
           {"drop_path", drop_path}};
 }
 
-namespace {
-template <typename T>
-void read_field(const nlohmann::json& json, const char* key, T& value, const std::string& source) {
-  auto it = json.find(key);
-  if (it == json.end()) return;
-  try {
-    value = it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(source, std::string(key) + ": expected a value of the right type, got " + it->dump());
-  }
-}
-}  // namespace
-
 ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string& source) {
-  if (!json.is_object()) throw Error(source, "expected a JSON object, got " + std::string(json.type_name()));
   ModelConfig config;
-  const nlohmann::json known = config.to_json();
-  for (const auto& item : json.items()) {
-    if (!known.contains(item.key())) throw Error(source, "unknown model config key '" + item.key() + "'");
-  }
-  read_field(json, "name", config.name, source);
-  read_field(json, "encoder", config.encoder, source);
-  read_field(json, "in_channels", config.in_channels, source);
-  read_field(json, "affinity", config.affinity, source);
-  read_field(json, "affinity_radius", config.affinity_radius, source);
-  read_field(json, "affinity_hidden", config.affinity_hidden, source);
-  read_field(json, "mapping", config.mapping, source);
-  read_field(json, "feature_dim", config.feature_dim, source);
-  read_field(json, "stem_channels", config.stem_channels, source);
-  read_field(json, "hidden", config.hidden, source);
-  read_field(json, "local_ensemble", config.local_ensemble, source);
-  read_field(json, "unfold", config.unfold, source);
-  read_field(json, "guide", config.guide, source);
-  read_field(json, "rank", config.rank, source);
-  read_field(json, "hyper_conv_layers", config.hyper_conv_layers, source);
-  read_field(json, "hyper_channels", config.hyper_channels, source);
-  read_field(json, "drop_path", config.drop_path, source);
+  json_fields::require_known_keys(json, config.to_json(), "model config", source);
+  json_fields::read(json, "name", config.name, source);
+  json_fields::read(json, "encoder", config.encoder, source);
+  json_fields::read(json, "in_channels", config.in_channels, source);
+  json_fields::read(json, "affinity", config.affinity, source);
+  json_fields::read(json, "affinity_radius", config.affinity_radius, source);
+  json_fields::read(json, "affinity_hidden", config.affinity_hidden, source);
+  json_fields::read(json, "mapping", config.mapping, source);
+  json_fields::read(json, "feature_dim", config.feature_dim, source);
+  json_fields::read(json, "stem_channels", config.stem_channels, source);
+  json_fields::read(json, "hidden", config.hidden, source);
+  json_fields::read(json, "local_ensemble", config.local_ensemble, source);
+  json_fields::read(json, "unfold", config.unfold, source);
+  json_fields::read(json, "guide", config.guide, source);
+  json_fields::read(json, "rank", config.rank, source);
+  json_fields::read(json, "hyper_conv_layers", config.hyper_conv_layers, source);
+  json_fields::read(json, "hyper_channels", config.hyper_channels, source);
+  json_fields::read(json, "drop_path", config.drop_path, source);
   config.validate(source);
   return config;
 }
 
 ModelConfig ModelConfig::load(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path.string(), "cannot be opened");
-  nlohmann::json json;
-  try {
-    in >> json;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path.string(), std::string("not valid JSON (") + e.what() + ")");
-  }
-  return from_json(json, path.string());
+  return from_json(json_fields::read_file(path), path.string());
 }
 
 }  // namespace airm

@@ -1,8 +1,8 @@
 #include "airm/model/segmenter_config.hpp"
 
-#include <fstream>
 
 #include "airm/error.hpp"
+#include "../json_fields.hpp"
 
 namespace airm {
 
@@ -40,49 +40,24 @@ nlohmann::json SegmenterConfig::to_json() const {
           {"drop_path", drop_path}};
 }
 
-namespace {
-template <typename T>
-void read_field(const nlohmann::json& json, const char* key, T& value, const std::string& source) {
-  auto it = json.find(key);
-  if (it == json.end()) return;
-  try {
-    value = it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(source, std::string(key) + ": expected a value of the right type, got " + it->dump());
-  }
-}
-}  // namespace
-
 SegmenterConfig SegmenterConfig::from_json(const nlohmann::json& json, const std::string& source) {
-  if (!json.is_object()) throw Error(source, "expected a JSON object, got " + std::string(json.type_name()));
   SegmenterConfig config;
-  const nlohmann::json known = config.to_json();
-  for (const auto& item : json.items()) {
-    if (!known.contains(item.key())) throw Error(source, "unknown segmenter config key '" + item.key() + "'");
-  }
-  read_field(json, "name", config.name, source);
-  read_field(json, "encoder", config.encoder, source);
-  read_field(json, "num_classes", config.num_classes, source);
-  read_field(json, "decoder_dim", config.decoder_dim, source);
-  read_field(json, "srm", config.srm, source);
-  read_field(json, "srm_hidden", config.srm_hidden, source);
-  read_field(json, "contextual", config.contextual, source);
-  read_field(json, "context_reduction", config.context_reduction, source);
-  read_field(json, "drop_path", config.drop_path, source);
+  json_fields::require_known_keys(json, config.to_json(), "segmenter config", source);
+  json_fields::read(json, "name", config.name, source);
+  json_fields::read(json, "encoder", config.encoder, source);
+  json_fields::read(json, "num_classes", config.num_classes, source);
+  json_fields::read(json, "decoder_dim", config.decoder_dim, source);
+  json_fields::read(json, "srm", config.srm, source);
+  json_fields::read(json, "srm_hidden", config.srm_hidden, source);
+  json_fields::read(json, "contextual", config.contextual, source);
+  json_fields::read(json, "context_reduction", config.context_reduction, source);
+  json_fields::read(json, "drop_path", config.drop_path, source);
   config.validate(source);
   return config;
 }
 
 SegmenterConfig SegmenterConfig::load(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path.string(), "cannot be opened");
-  nlohmann::json json;
-  try {
-    in >> json;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path.string(), std::string("not valid JSON (") + e.what() + ")");
-  }
-  return from_json(json, path.string());
+  return from_json(json_fields::read_file(path), path.string());
 }
 
 }  // namespace airm

@@ -197,7 +197,7 @@ TEST(Weights, RefusesOtherArchitectureTruncatedAndBareFiles) {
     airm::load_weights(dir / "bare.pt");
     FAIL() << "expected an error";
   } catch (const airm::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("not an airm weights file"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not an airm refiner weights file"), std::string::npos) << e.what();
   }
   EXPECT_THROW(airm::load_weights(dir / "missing.pt"), airm::Error);
 }

@@ -270,7 +270,7 @@ TEST(SegmenterWeights, RefinerAndSegmenterFilesRefuseEachOther) {
   EXPECT_NE(error_of([&] { airm::load_segmenter_weights(tmp / "bare.pt"); }).find("not an airm segmenter weights file"),
             std::string::npos);
   airm::TensorDict newer = airm::read_tensor_dict(segmenter_file);
-  newer["__airm_segmenter_format__"] = torch::tensor({int64_t{99}});
+  newer["__airm_format__"] = torch::tensor({int64_t{99}});
   airm::write_tensor_dict(newer, tmp / "newer.pt");
   EXPECT_NE(error_of([&] { airm::load_segmenter_weights(tmp / "newer.pt"); }).find("version 99"), std::string::npos);
   EXPECT_THROW(airm::load_segmenter_weights(tmp / "missing.pt"), airm::Error);

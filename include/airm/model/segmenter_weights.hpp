@@ -1,13 +1,6 @@
-// Segmenter weights files: the segmenter's tensors together with its config,
-// a format version and a kind marker, so loading needs no flags. The file is
-// a PyTorch-compatible dict of tensors (Python `torch.load` reads it too):
-//   "__airm_kind__"               uint8 [n]  "segmenter" as text
-//   "__airm_segmenter_format__"   int64 [1]  kSegmenterWeightsFormatVersion
-//   "__airm_segmenter_config__"   uint8 [n]  the SegmenterConfig as JSON text
-//   every parameter and buffer by its module key
-// The format/config keys differ from a refiner file's (__airm_format__,
-// __airm_config__), so the refiner loader refuses a segmenter file as "not an
-// airm weights file", and this loader refuses a refiner file by name.
+// Segmenter weights files: the SegmenterNet's tensors with its config and a
+// format version (kind "segmenter" of weights_file.hpp). A refiner weights
+// file is refused here, and a segmenter file by the refiner's loader.
 #pragma once
 
 #include <filesystem>
@@ -16,7 +9,7 @@
 
 #include "airm/model/segmenter.hpp"
 #include "airm/model/segmenter_config.hpp"
-#include "airm/model/weights.hpp"
+#include "airm/model/weights_file.hpp"
 
 namespace airm {
 

@@ -1,9 +1,5 @@
-// Weights files: a network's tensors together with its config and a format
-// version, so loading needs no flags. The file is a PyTorch-compatible dict
-// of tensors (Python `torch.load` reads it too):
-//   "__airm_format__"  int64 [1]  format version (kWeightsFormatVersion)
-//   "__airm_config__"  uint8 [n]  the ModelConfig as JSON text
-//   every parameter and buffer by its module key
+// Refiner weights files: the AirmNet's tensors with its ModelConfig and a
+// format version (kind "refiner" of weights_file.hpp), so loading needs no flags.
 #pragma once
 
 #include <filesystem>
@@ -12,14 +8,11 @@
 
 #include "airm/model/airm_net.hpp"
 #include "airm/model/config.hpp"
+#include "airm/model/weights_file.hpp"
 
 namespace airm {
 
 constexpr int64_t kWeightsFormatVersion = 1;
-
-struct SaveOptions {
-  bool half = false;  // store floating tensors as fp16 (loaded back as fp32)
-};
 
 // Writes atomically. Tensors are taken to the CPU.
 void save_weights(const std::filesystem::path& path, AirmNet& net, const SaveOptions& options = SaveOptions());

@@ -1,0 +1,34 @@
+// Internal: reading configuration structs from JSON the same way everywhere
+// (unknown keys are errors, a wrong type names its key, the file is named).
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "airm/error.hpp"
+
+namespace airm::json_fields {
+
+// Throws airm::Error(source) unless `json` is an object whose keys all appear
+// in `known` (`what` names the kind of config in the message).
+void require_known_keys(const nlohmann::json& json, const nlohmann::json& known, const std::string& what,
+                        const std::string& source);
+
+// Sets `value` from json[key] when present; a value of the wrong type throws.
+template <typename T>
+void read(const nlohmann::json& json, const char* key, T& value, const std::string& source) {
+  auto it = json.find(key);
+  if (it == json.end()) return;
+  try {
+    value = it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(source, std::string(key) + ": expected a value of the right type, got " + it->dump());
+  }
+}
+
+// Parses a JSON file; throws airm::Error naming it.
+nlohmann::json read_file(const std::filesystem::path& path);
+
+}  // namespace airm::json_fields
