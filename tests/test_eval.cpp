@@ -1,12 +1,14 @@
 // airm eval as a library: scoring a folder, the outputs, the HTML report.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <regex>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "airm/error.hpp"
 #include "airm/eval.hpp"
 #include "airm/report.hpp"
 #include "test_support.hpp"
