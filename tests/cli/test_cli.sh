@@ -24,7 +24,7 @@ check() {  # check NAME EXPECTED_RC PATTERN -- command...
 
 check help 0 "Subcommands" -- "$airm" --help
 check no-subcommand 2 "^error: " -- "$airm"
-check unknown-option 2 "^error: .*--bogus" -- "$airm" eval --bogus
+check unknown-option 2 "^error: .*--bogus" -- "$airm" eval --data "$work" --coarse --bogus
 check eval-needs-source 2 "^error: expected exactly one of --pred DIR and --coarse" -- "$airm" eval --data "$work"
 check eval-both-sources 2 "^error: " -- "$airm" eval --data "$work" --coarse --pred "$work"
 check eval-missing-data 1 "^error: .*/nope: does not exist" -- "$airm" eval --data "$work/nope" --coarse
