@@ -1,0 +1,233 @@
+// Refinement cost on generated scenes (1K-8K): wall time, peak RSS and
+// queries of dense fp32, adaptive fp32 and adaptive bf16 (and, on request,
+// the tiled encoder), as ratios to dense fp32.
+//
+//   bench_refine [--threads N] [--model FILE] [--sizes 1K,2K,4K,6K,8K]
+//                [--configs dense,adaptive,adaptive-bf16[,tiled]] [--keep DIR] [--verbose]
+//
+// The scenes (generate_scene + a boundary perturbation to IoU 0.9) are
+// written as PNG files first; every (size, config) then runs in a child
+// process of its own (this program re-executed with --child) that reads
+// them like `airm refine` does, so each peak RSS is that case's alone. The
+// model is --model, else $AIRM_MODEL, else models/airm.pt of the checkout,
+// else a random configs/airm_mit_b0.json network (seed 0) made to follow the
+// coarse mask (tests/refine/follower_net.hpp: a purely random network is
+// uncertain everywhere, which makes adaptive = dense). The parent prints one
+// Markdown table.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "airm/degrade.hpp"
+#include "airm/image_io.hpp"
+#include "airm/mask_io.hpp"
+#include "airm/model/weights.hpp"
+#include "airm/refiner.hpp"
+#include "airm/synth.hpp"
+#include "../tests/refine/follower_net.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+const std::map<std::string, cv::Size> kSizes = {{"1K", {1024, 768}},  {"2K", {2048, 1080}}, {"4K", {3840, 2160}},
+                                                {"6K", {6000, 4000}}, {"8K", {7680, 4320}}};
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> items;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
+}
+
+std::string default_model() {
+  if (const char* env = std::getenv("AIRM_MODEL"); env != nullptr && *env != '\0') return env;
+  const fs::path checkout = fs::path(AIRM_SOURCE_DIR) / "models" / "airm.pt";
+  return fs::exists(checkout) ? checkout.string() : std::string();
+}
+
+airm::RefineOptions options_for(const std::string& config) {
+  airm::RefineOptions options;
+  if (config == "dense") {
+    options.dense = true;
+  } else if (config == "adaptive-bf16") {
+    options.bf16 = true;
+  } else if (config == "tiled") {
+    options.tile_size = 1024;
+  } else if (config != "adaptive") {
+    throw std::runtime_error("unknown config " + config);
+  }
+  return options;
+}
+
+double iou(const cv::Mat& a, const cv::Mat& b) {
+  const double inter = cv::countNonZero(a & b), uni = cv::countNonZero(a | b);
+  return uni == 0 ? 100.0 : 100.0 * inter / uni;
+}
+
+// One measurement in this process: prints one JSON line.
+int child(const std::string& config, const fs::path& dir, const std::string& model, int threads) {
+  airm::AirmNet net{nullptr};
+  if (model.empty()) {
+    torch::manual_seed(0);
+    net = airm::AirmNet(airm::ModelConfig::load(fs::path(AIRM_SOURCE_DIR) / "configs" / "airm_mit_b0.json"));
+    airm::test::make_mask_following(net);
+  } else {
+    net = airm::load_weights(model);
+  }
+  airm::retain_freed_memory();  // as `airm refine` does
+  const airm::Refiner refiner(net, airm::RefinerOptions{"cpu", threads});
+  const airm::RefineOptions options = options_for(config);
+  // Warm-up on a small input (thread pools, oneDNN kernels).
+  {
+    cv::Mat small(256, 256, CV_8UC3, cv::Scalar(90, 120, 150)), mask(256, 256, CV_8UC1, cv::Scalar(0));
+    mask(cv::Rect(64, 64, 128, 128)).setTo(255);
+    refiner.refine(small, mask, options);
+  }
+  const double baseline = peak_rss_mib();
+  const double cpu_start = cpu_seconds();
+  const auto start = std::chrono::steady_clock::now();
+  const cv::Mat image = airm::read_image(dir / "image.png");
+  const cv::Mat coarse = airm::read_mask(dir / "coarse.png", airm::MaskMode::probability);
+  airm::RefineStats stats;
+  const cv::Mat prob = refiner.refine(image, coarse, options, &stats);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double cpu = cpu_seconds() - cpu_start;
+  const double rss = peak_rss_mib();
+  const cv::Mat gt = airm::read_mask_u8(dir / "gt.png") > 127;
+  nlohmann::json stages = nlohmann::json::array();
+  for (const airm::StageStats& s : stats.stages) {
+    stages.push_back({{"scale", s.scale},
+                      {"grid", {s.grid.width, s.grid.height}},
+                      {"encoder", {s.encoder.width, s.encoder.height}},
+                      {"tiles", s.tiles},
+                      {"encode_seconds", s.encode_seconds},
+                      {"queries", s.queries},
+                      {"seconds", s.seconds}});
+  }
+  const nlohmann::json out = {{"stages", stages},{"config", config},
+                              {"seconds", seconds},
+                              {"refine_seconds", stats.seconds},
+                              {"cpu_seconds", cpu},
+                              {"peak_rss_mib", rss},
+                              {"baseline_rss_mib", baseline},
+                              {"queries", stats.queries},
+                              {"iou_coarse", iou(coarse > 0.5, gt)},
+                              {"iou_refined", iou(prob > 0.5, gt)}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+nlohmann::json run_child(const std::string& config, const fs::path& dir, const std::string& model, int threads) {
+  const std::string command = "'" + fs::read_symlink("/proc/self/exe").string() + "' --child " + config + " --dir '" +
+                              dir.string() + "' --threads " + std::to_string(threads) +
+                              (model.empty() ? std::string() : " --model '" + model + "'");
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
+  std::string text;
+  std::array<char, 4096> buffer{};
+  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) text += buffer.data();
+  if (pclose(pipe) != 0) throw std::runtime_error("child failed: " + command + "\n" + text);
+  const size_t line = text.rfind("\n{");  // the child's JSON is its last line
+  return nlohmann::json::parse(line == std::string::npos ? text : text.substr(line + 1));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 2;
+  std::string model = default_model();
+  std::string sizes = "1K,2K,4K,6K,8K";
+  std::string configs = "dense,adaptive,adaptive-bf16";
+  std::string child_config, dir, keep;
+  bool verbose = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (arg == "--threads") threads = std::atoi(next().c_str());
+    else if (arg == "--model") model = next();
+    else if (arg == "--sizes") sizes = next();
+    else if (arg == "--configs") configs = next();
+    else if (arg == "--child") child_config = next();
+    else if (arg == "--dir") dir = next();
+    else if (arg == "--keep") keep = next();
+    else if (arg == "--verbose") verbose = true;
+    else {
+      std::fprintf(stderr, "usage: bench_refine [--threads N] [--model FILE] [--sizes 1K,2K,...] [--configs ...]\n");
+      return 2;
+    }
+  }
+  if (!child_config.empty()) return child(child_config, dir, model, threads);
+
+  const fs::path work = keep.empty() ? fs::temp_directory_path() / ("airm-bench-refine-" + std::to_string(getpid()))
+                                     : fs::path(keep);
+  fs::create_directories(work);
+  std::printf("model: %s; %d thread(s); generated scenes, coarse = boundary perturbation to IoU 0.9\n\n",
+              model.empty() ? "random configs/airm_mit_b0.json made mask-following (no trained weights found)"
+                            : model.c_str(), threads);
+  std::printf("| size | config | time (s) | CPU (s) | time / dense | peak RSS (MiB) | RSS / dense | queries (M) | "
+              "queries / dense | IoU coarse -> refined (%%) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  std::fflush(stdout);
+  for (const std::string& name : split(sizes)) {
+    const auto found = kSizes.find(name);
+    if (found == kSizes.end()) {
+      std::fprintf(stderr, "unknown size %s\n", name.c_str());
+      return 2;
+    }
+    const fs::path scene_dir = work / name;
+    if (!fs::exists(scene_dir / "coarse.png")) {
+      fs::create_directories(scene_dir);
+      airm::SynthOptions synth;
+      synth.size = found->second;
+      const airm::Scene scene = airm::generate_scene(synth, 2024);
+      cv::imwrite((scene_dir / "image.png").string(), scene.image);
+      cv::imwrite((scene_dir / "gt.png").string(), scene.mask);
+      cv::imwrite((scene_dir / "coarse.png").string(), airm::perturb_mask(scene.mask, 0.9, 2024));
+    }
+    nlohmann::json reference;
+    for (const std::string& config : split(configs)) {
+      const nlohmann::json r = run_child(config, scene_dir, model, threads);
+      if (reference.is_null()) reference = r;  // the first config (dense) is the reference
+      const double t = r["seconds"], rss = r["peak_rss_mib"];
+      const double q = r["queries"].get<double>();
+      std::printf("| %s %dx%d | %s | %.2f | %.2f | %.3f | %.0f | %.3f | %.2f | %.4f | %.2f -> %.2f |\n", name.c_str(),
+                  found->second.width, found->second.height, config.c_str(), t, r["cpu_seconds"].get<double>(),
+                  t / reference["seconds"].get<double>(),
+                  rss, rss / reference["peak_rss_mib"].get<double>(), q / 1e6,
+                  q / reference["queries"].get<double>(), r["iou_coarse"].get<double>(),
+                  r["iou_refined"].get<double>());
+      std::fflush(stdout);
+      if (verbose) std::fprintf(stderr, "%s %s: %s\n", name.c_str(), config.c_str(), r["stages"].dump().c_str());
+    }
+  }
+  if (keep.empty()) fs::remove_all(work);
+  return 0;
+}

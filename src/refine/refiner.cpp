@@ -1,0 +1,200 @@
+// The Refiner: loading once, options, and the coarse-to-fine stage loop.
+#include "airm/refiner.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include <opencv2/imgproc.hpp>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include "airm/error.hpp"
+#include "airm/model/weights.hpp"
+#include "refine_internal.hpp"
+
+namespace airm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string size_text(cv::Size size) { return std::to_string(size.width) + "x" + std::to_string(size.height); }
+
+void require(bool ok, const std::string& problem) {
+  if (!ok) throw Error("", "RefineOptions: " + problem);
+}
+
+torch::Device parse_device(const std::string& text) {
+  try {
+    torch::Device device(text);
+    if (device.is_cuda() && !torch::cuda::is_available()) {
+      throw Error("", "RefinerOptions: device '" + text + "' requested, but this LibTorch has no usable CUDA");
+    }
+    return device;
+  } catch (const c10::Error&) {
+    throw Error("", "RefinerOptions: expected a device such as cpu, cuda or cuda:0, got '" + text + "'");
+  }
+}
+
+// CV_8UC3 BGR from 8-bit gray, BGR or BGRA (no copy for BGR).
+cv::Mat as_bgr(const cv::Mat& image) {
+  if (image.empty()) throw Error("", "refine: the image is empty");
+  if (image.depth() != CV_8U) throw Error("", "refine: expected an 8-bit image, got OpenCV depth " +
+                                                  std::to_string(image.depth()));
+  if (image.channels() == 3) return image;
+  cv::Mat bgr;
+  if (image.channels() == 1) {
+    cv::cvtColor(image, bgr, cv::COLOR_GRAY2BGR);
+  } else if (image.channels() == 4) {
+    cv::cvtColor(image, bgr, cv::COLOR_BGRA2BGR);
+  } else {
+    throw Error("", "refine: expected 1, 3 or 4 channels, got " + std::to_string(image.channels()));
+  }
+  return bgr;
+}
+
+// The coarse mask at `size` as CV_32FC1 probabilities (always a new matrix: the caller modifies it).
+cv::Mat coarse_at(const cv::Mat& coarse, cv::Size size) {
+  const cv::Mat resized = refine_detail::resize_to(coarse, size);
+  cv::Mat out;
+  if (coarse.type() == CV_8UC1) {
+    resized.convertTo(out, CV_32F, 1.0 / 255.0);
+  } else {
+    out = resized.clone();
+    cv::min(cv::max(out, 0.0), 1.0, out);
+  }
+  return out;
+}
+
+void check_coarse(const cv::Mat& coarse, cv::Size image_size) {
+  if (coarse.empty()) throw Error("", "refine: the coarse mask is empty");
+  if (coarse.type() != CV_32FC1 && coarse.type() != CV_8UC1) {
+    throw Error("", "refine: expected a CV_32FC1 [0,1] or CV_8UC1 coarse mask, got OpenCV type " +
+                        std::to_string(coarse.type()));
+  }
+  refine_detail::check_same_aspect(coarse.size(), image_size, "coarse mask");
+}
+
+cv::Size stage_grid(cv::Size output, double scale) {
+  if (scale >= 1.0) return output;
+  return {std::max(1, static_cast<int>(std::lround(output.width * scale))),
+          std::max(1, static_cast<int>(std::lround(output.height * scale)))};
+}
+
+}  // namespace
+
+void refine_detail::check_same_aspect(cv::Size mask, cv::Size image, const char* what) {
+  if (mask == image) return;
+  // The rule of mask_io's fit_mask_to: same aspect ratio within 1%.
+  const double ratio = (static_cast<double>(mask.width) / mask.height) /
+                       (static_cast<double>(image.width) / image.height);
+  if (std::abs(ratio - 1.0) > 0.01 + 1e-9) {
+    throw Error("", std::string("refine: expected a ") + what + " with the aspect ratio of the image " +
+                        size_text(image) + ", got " + size_text(mask));
+  }
+}
+
+void RefineOptions::validate() const {
+  for (size_t i = 0; i < scales.size(); ++i) {
+    require(scales[i] > 0 && scales[i] <= 1, "scales must lie in (0, 1], got " + std::to_string(scales[i]));
+    require(i == 0 || scales[i] > scales[i - 1], "scales must be strictly ascending");
+  }
+  require(first_long_side >= 1, "first_long_side must be >= 1, got " + std::to_string(first_long_side));
+  require(uncertain_low <= uncertain_high, "uncertain_low must be <= uncertain_high");
+  require(band >= 0, "band must be >= 0, got " + std::to_string(band));
+  require(max_encoder_side >= 32, "max_encoder_side must be >= 32, got " + std::to_string(max_encoder_side));
+  require(tile_size == 0 || (tile_size >= 64 && tile_size % 32 == 0),
+          "tile_size must be 0 or a multiple of 32 of at least 64, got " + std::to_string(tile_size));
+  require(tile_overlap >= 32 && tile_overlap % 32 == 0 && (tile_size == 0 || tile_overlap < tile_size),
+          "tile_overlap must be a multiple of 32, at least 32 and below tile_size, got " +
+              std::to_string(tile_overlap));
+  require(pad >= 0, "pad must be >= 0, got " + std::to_string(pad));
+  require(chunk_size >= 1, "chunk_size must be >= 1, got " + std::to_string(chunk_size));
+  require(block_size >= 1, "block_size must be >= 1, got " + std::to_string(block_size));
+  require(output_size.width >= 0 && output_size.height >= 0 && (output_size.area() > 0 || output_size == cv::Size()),
+          "output_size must be empty or positive, got " + size_text(output_size));
+}
+
+std::vector<double> plan_scales(cv::Size output_size, const RefineOptions& options) {
+  if (!options.scales.empty()) return options.scales;
+  const int long_side = std::max(output_size.width, output_size.height);
+  int stages = 1;
+  while (std::ldexp(static_cast<double>(long_side), -(stages - 1)) > options.first_long_side) ++stages;
+  std::vector<double> scales;
+  for (int k = stages - 1; k >= 0; --k) scales.push_back(std::ldexp(1.0, -k));
+  return scales;
+}
+
+void retain_freed_memory() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_MAX, 0);  // every block from the heap (M_MMAP_THRESHOLD cannot exceed 32 MiB)
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
+Refiner::Refiner(const std::filesystem::path& weights, RefinerOptions options)
+    : Refiner(load_weights(weights), std::move(options)) {}
+
+Refiner::Refiner(AirmNet net, RefinerOptions options) : net_(std::move(net)) {
+  if (net_.is_empty()) throw Error("", "Refiner: expected a network, got none");
+  device_ = parse_device(options.device);
+  if (options.threads > 0) torch::set_num_threads(options.threads);
+  net_->eval();
+  net_->to(device_);
+  // LibTorch 1.13's CPU autocast leaves LayerNorm in the input's dtype with fp32 weights (an error), so bf16
+  // runs a bf16 copy of the whole network instead (a few MB; made here, so refine() stays read-only).
+  net_bf16_ = refine_detail::bf16_copy(net_, device_);
+}
+
+const ModelConfig& Refiner::config() const { return net_->config(); }
+
+cv::Mat Refiner::refine(const cv::Mat& image, const cv::Mat& coarse, const RefineOptions& options,
+                        RefineStats* stats) const {
+  namespace rd = refine_detail;
+  const auto start = Clock::now();
+  options.validate();
+  const cv::Mat bgr = as_bgr(image);
+  check_coarse(coarse, bgr.size());
+  const cv::Size output = options.output_size.empty() ? bgr.size() : options.output_size;
+  const std::vector<double> scales = plan_scales(output, options);
+
+  torch::NoGradGuard no_grad;
+  AirmNet& net = options.bf16 ? net_bf16_ : net_;
+  RefineStats local;
+  cv::Mat prob;  // the refined probabilities of the last stage, at its grid
+  for (size_t k = 0; k < scales.size(); ++k) {
+    const auto stage_start = Clock::now();
+    StageStats s;
+    s.scale = scales[k];
+    s.grid = stage_grid(output, scales[k]);
+    const cv::Size content = rd::encoder_content(s.grid, options);
+
+    // This stage's coarse mask: the input's, or the previous stage's result upsampled.
+    cv::Mat grid_prob = k == 0 ? coarse_at(coarse, s.grid) : rd::resize_to(prob, s.grid).clone();
+    const cv::Mat encoder_mask = k == 0 ? coarse_at(coarse, content) : rd::resize_to(prob, content);
+    prob.release();
+
+    const rd::StageEncoding encoding =
+        rd::encode_stage(net, rd::resize_to(bgr, content), encoder_mask,
+                         rd::stage_pad(content, output, options.pad), options, device_);
+    s.encode_seconds = std::chrono::duration<double>(Clock::now() - stage_start).count();
+    s.encoder = encoding.padded;
+    s.tiles = encoding.tiles;
+
+    const cv::Mat selection = (k == 0 || options.dense) ? cv::Mat() : rd::select_queries(grid_prob, options);
+    s.queries = rd::query_stage(net, encoding, rd::resize_to(bgr, s.grid), grid_prob, selection, options, device_);
+    prob = grid_prob;
+    s.seconds = std::chrono::duration<double>(Clock::now() - stage_start).count();
+    local.queries += s.queries;
+    local.stages.push_back(s);
+  }
+  if (prob.size() != output) prob = rd::resize_to(prob, output);
+  local.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (stats != nullptr) *stats = std::move(local);
+  return prob;
+}
+
+}  // namespace airm
