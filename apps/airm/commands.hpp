@@ -23,6 +23,7 @@ Runner add_eval_command(CLI::App& app);
 Runner add_degrade_command(CLI::App& app);
 Runner add_synth_command(CLI::App& app);
 Runner add_model_command(CLI::App& app);
+Runner add_train_command(CLI::App& app);
 Runner add_refine_command(CLI::App& app);
 
 // "WIDTHxHEIGHT" -> size; throws UsageError.

@@ -1,0 +1,157 @@
+// airm train: train a refiner network (see include/airm/train/trainer.hpp for
+// what the run folder holds). Exit codes: 0 done, 1 failure (including a
+// loss or gradient that became non-finite), 2 usage error, 128 + signal
+// (130 SIGINT, 143 SIGTERM) when interrupted after writing a checkpoint.
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include <torch/torch.h>
+
+#include "airm/error.hpp"
+#include "airm/parallel.hpp"
+#include "airm/train/train_config.hpp"
+#include "airm/train/trainer.hpp"
+#include "commands.hpp"
+
+namespace airm::cli {
+namespace fs = std::filesystem;
+namespace {
+
+struct TrainArgs {
+  std::string config;
+  std::string data;
+  std::string split = "train";
+  std::string val = "val";
+  std::string splits_file;
+  std::string out;
+  bool resume = false;
+  bool no_val = false;
+  int threads = 0;
+  int workers = 2;
+  int64_t iterations = 0;
+  int val_limit = 0;
+  bool bf16 = false;
+  std::string device = "cpu";
+  bool quiet = false;
+  CLI::App* sub = nullptr;
+};
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path.string(), "cannot be opened");
+  try {
+    nlohmann::json json;
+    in >> json;
+    return json;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path.string(), std::string("not valid JSON (") + e.what() + ")");
+  }
+}
+
+torch::Device parse_device(const std::string& text) {
+  try {
+    torch::Device device(text);
+    if (device.is_cuda() && !torch::cuda::is_available()) {
+      throw UsageError("--device " + text + ": this build or machine has no CUDA device");
+    }
+    return device;
+  } catch (const c10::Error&) {
+    throw UsageError("expected --device cpu, cuda or cuda:N, got '" + text + "'");
+  }
+}
+
+int run_train(TrainArgs& args) {
+  const fs::path out = args.out;
+  TrainerOptions options;
+  options.out = out;
+  options.resume = args.resume;
+  // On --resume, what is not given comes from the run folder.
+  nlohmann::json run;
+  if (args.resume) {
+    if (!fs::exists(out / "run.json")) throw Error(out.string(), "a run folder (with run.json) to resume", "none");
+    run = read_json(out / "run.json");
+  }
+  auto given = [&](const char* flag) { return args.sub->count(flag) > 0; };
+  auto from_run = [&](const char* key, const std::string& fallback) {
+    return run.contains(key) ? run.at(key).get<std::string>() : fallback;
+  };
+  options.data = given("--data") ? args.data : from_run("data", "");
+  options.split = given("--split") ? args.split : from_run("split", args.split);
+  options.val_split = args.no_val ? "" : given("--val") ? args.val : from_run("val_split", args.val);
+  options.splits_file = given("--splits") ? args.splits_file : from_run("splits_file", "");
+  if (options.data.empty()) throw UsageError("expected --data DIR (it may be left out only with --resume)");
+
+  fs::path config_path = args.config;
+  if (config_path.empty()) {
+    if (!args.resume) throw UsageError("expected --config FILE (it may be left out only with --resume)");
+    config_path = out / "config.json";
+  }
+  TrainConfig config = TrainConfig::load(config_path);
+  if (given("--iterations")) {
+    if (args.iterations < 1) throw UsageError("expected --iterations >= 1, got " + std::to_string(args.iterations));
+    config.iterations = args.iterations;
+  }
+  if (given("--val-limit")) {
+    if (args.val_limit < 0) throw UsageError("expected --val-limit >= 0, got " + std::to_string(args.val_limit));
+    config.val_limit = args.val_limit;
+  }
+  if (args.bf16) config.bf16 = true;
+  config.validate(config_path.string());
+
+  options.threads = resolve_threads(args.threads);
+  torch::set_num_threads(options.threads);
+  options.workers = args.workers;
+  options.device = parse_device(args.device);
+  options.progress = !args.quiet;
+  options.handle_signals = true;
+
+  std::fprintf(stderr, "%s %s: model %s, %lld iterations of batch %d, %s, %d thread(s), %d loader worker(s)\n",
+               args.resume ? "resuming" : "training", out.string().c_str(), config.model.name.c_str(),
+               static_cast<long long>(config.iterations), config.batch, config.bf16 ? "bf16 autocast" : "fp32",
+               options.threads, options.workers);
+  const TrainResult result = train(config, options);
+
+  std::printf("%s at iteration %lld of %lld in %.0f s\n",
+              result.status == TrainStatus::completed ? "finished" : "interrupted",
+              static_cast<long long>(result.iteration), static_cast<long long>(config.iterations), result.seconds);
+  if (std::isfinite(result.best_mba)) {
+    std::printf("best validation mBA %.2f at iteration %lld: %s\n", result.best_mba,
+                static_cast<long long>(result.best_iteration), (out / "best.pt").string().c_str());
+  }
+  std::printf("latest weights: %s\n", (out / "last.pt").string().c_str());
+  if (result.status == TrainStatus::interrupted) {
+    std::printf("continue with: airm train --out %s --resume\n", out.string().c_str());
+    return 128 + result.signal;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Runner add_train_command(CLI::App& app) {
+  auto args = std::make_shared<TrainArgs>();
+  CLI::App* sub = app.add_subcommand("train", "Train a refiner network (checkpoints resume exactly)");
+  args->sub = sub;
+  sub->add_option("--config", args->config, "Training config (configs/train/*.json); on --resume: OUT/config.json");
+  sub->add_option("--data", args->data, "Dataset root (e.g. ../shared/data); on --resume: the run's");
+  sub->add_option("--split", args->split, "Named split of DATA/SPLITS.md to train on")->capture_default_str();
+  sub->add_option("--val", args->val, "Named split to validate on")->capture_default_str();
+  sub->add_flag("--no-val", args->no_val, "No validation (no best.pt)");
+  sub->add_option("--splits", args->splits_file, "Another splits file");
+  sub->add_option("--out", args->out, "Run folder (new, or the run to --resume)")->required();
+  sub->add_flag("--resume", args->resume, "Continue the run in --out from its checkpoint");
+  sub->add_option("--iterations", args->iterations, "Override the config's iteration count (lr milestones scale)");
+  sub->add_option("--val-limit", args->val_limit, "Override the config's validation image count (0: all)");
+  sub->add_flag("--bf16", args->bf16, "bf16 autocast for the queries of the implicit function");
+  sub->add_option("--threads", args->threads, "Torch threads (0: all cores)")->capture_default_str();
+  sub->add_option("--workers", args->workers, "Data loader threads (0: load on the training thread)")
+      ->capture_default_str();
+  sub->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
+  sub->add_flag("--quiet", args->quiet, "No progress line");
+  // A --task (e.g. training the coarse segmenter) would select another trainer here.
+  return [args] { return run_train(*args); };
+}
+
+}  // namespace airm::cli

@@ -1,0 +1,178 @@
+#include "airm/train/train_config.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "airm/error.hpp"
+
+namespace airm {
+namespace {
+
+template <typename T>
+void read_field(const nlohmann::json& json, const char* key, T& value, const std::string& source) {
+  auto it = json.find(key);
+  if (it == json.end()) return;
+  try {
+    value = it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(source, std::string(key) + ": expected a value of the right type, got " + it->dump());
+  }
+}
+
+void reject_unknown_keys(const nlohmann::json& json, const std::set<std::string>& known, const std::string& what,
+                         const std::string& source) {
+  if (!json.is_object()) throw Error(source, what + ": expected a JSON object, got " + json.dump());
+  for (const auto& item : json.items()) {
+    if (!known.count(item.key())) throw Error(source, "unknown " + what + " key '" + item.key() + "'");
+  }
+}
+
+std::string to_text(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+}  // namespace
+
+void OptimizerOptions::validate(const std::string& source) const {
+  auto fail = [&](const std::string& field, const std::string& expected, const std::string& got) {
+    throw Error(source, "optimizer." + field + ": expected " + expected + ", got " + got);
+  };
+  if (!(std::isfinite(lr) && lr > 0)) fail("lr", "> 0", to_text(lr));
+  if (!(std::isfinite(weight_decay) && weight_decay >= 0)) fail("weight_decay", ">= 0", to_text(weight_decay));
+  double previous = 0;
+  for (double m : milestones) {
+    if (!(m > previous && m < 1)) fail("milestones", "increasing fractions in (0, 1)", to_text(m));
+    previous = m;
+  }
+  if (!(gamma > 0 && gamma <= 1)) fail("gamma", "in (0, 1]", to_text(gamma));
+  if (!(std::isfinite(grad_clip) && grad_clip >= 0)) fail("grad_clip", ">= 0 (0: off)", to_text(grad_clip));
+}
+
+nlohmann::json OptimizerOptions::to_json() const {
+  return {{"lr", lr},
+          {"weight_decay", weight_decay},
+          {"milestones", milestones},
+          {"gamma", gamma},
+          {"grad_clip", grad_clip}};
+}
+
+OptimizerOptions OptimizerOptions::from_json(const nlohmann::json& json, const std::string& source) {
+  OptimizerOptions options;
+  reject_unknown_keys(json, {"lr", "weight_decay", "milestones", "gamma", "grad_clip"}, "optimizer", source);
+  read_field(json, "lr", options.lr, source);
+  read_field(json, "weight_decay", options.weight_decay, source);
+  read_field(json, "milestones", options.milestones, source);
+  read_field(json, "gamma", options.gamma, source);
+  read_field(json, "grad_clip", options.grad_clip, source);
+  options.validate(source);
+  return options;
+}
+
+std::vector<int64_t> TrainConfig::milestone_iterations() const {
+  std::vector<int64_t> out;
+  for (double m : optimizer.milestones) out.push_back(std::llround(m * static_cast<double>(iterations)));
+  return out;
+}
+
+double TrainConfig::lr_at(int64_t completed) const {
+  double lr = optimizer.lr;
+  for (int64_t m : milestone_iterations()) {
+    if (completed >= m) lr *= optimizer.gamma;
+  }
+  return lr;
+}
+
+void TrainConfig::validate(const std::string& source) const {
+  auto fail = [&](const std::string& field, const std::string& expected, const std::string& got) {
+    throw Error(source, field + ": expected " + expected + ", got " + got);
+  };
+  model.validate(source);
+  data.validate(source);
+  loss.validate(source);
+  optimizer.validate(source);
+  if (iterations < 1) fail("iterations", ">= 1", std::to_string(iterations));
+  if (batch < 1) fail("batch", ">= 1", std::to_string(batch));
+  if (checkpoint_every < 1) fail("checkpoint_every", ">= 1", std::to_string(checkpoint_every));
+  if (validate_every < 0) fail("validate_every", ">= 0 (0: only at the end)", std::to_string(validate_every));
+  if (val_limit < 0) fail("val_limit", ">= 0 (0: all)", std::to_string(val_limit));
+  if (log_every < 1) fail("log_every", ">= 1", std::to_string(log_every));
+  if (!encoder_weights.empty() && !model.uses_mit()) {
+    fail("encoder_weights", "none for encoder " + model.encoder + " (MiT state dicts only)", encoder_weights);
+  }
+}
+
+nlohmann::json TrainConfig::to_json() const {
+  return {{"model", model.to_json()},
+          {"encoder_weights", encoder_weights},
+          {"data", data.to_json()},
+          {"loss", loss.to_json()},
+          {"optimizer", optimizer.to_json()},
+          {"iterations", iterations},
+          {"batch", batch},
+          {"seed", seed},
+          {"checkpoint_every", checkpoint_every},
+          {"validate_every", validate_every},
+          {"val_limit", val_limit},
+          {"log_every", log_every},
+          {"bf16", bf16}};
+}
+
+TrainConfig TrainConfig::from_json(const nlohmann::json& json, const std::string& source,
+                                   const std::filesystem::path& base_dir) {
+  TrainConfig config;
+  std::set<std::string> known;
+  const nlohmann::json defaults = config.to_json();
+  for (const auto& item : defaults.items()) known.insert(item.key());
+  reject_unknown_keys(json, known, "training config", source);
+
+  auto model = json.find("model");
+  if (model == json.end()) throw Error(source, "model: expected a model config object or file, got none");
+  if (model->is_string()) {
+    config.model_file = model->get<std::string>();
+    std::filesystem::path path = config.model_file;
+    if (path.is_relative() && !base_dir.empty()) path = base_dir / path;
+    config.model = ModelConfig::load(path);
+  } else {
+    config.model = ModelConfig::from_json(*model, source);
+  }
+  read_field(json, "encoder_weights", config.encoder_weights, source);
+  if (!config.encoder_weights.empty() && std::filesystem::path(config.encoder_weights).is_relative() &&
+      !base_dir.empty()) {
+    config.encoder_weights = (base_dir / config.encoder_weights).lexically_normal().string();
+  }
+  if (auto it = json.find("data"); it != json.end()) {
+    config.data = DataOptions::from_json(*it, source);
+  }
+  if (auto it = json.find("loss"); it != json.end()) {
+    config.loss = LossWeights::from_json(*it, source);
+  }
+  if (auto it = json.find("optimizer"); it != json.end()) config.optimizer = OptimizerOptions::from_json(*it, source);
+  read_field(json, "iterations", config.iterations, source);
+  read_field(json, "batch", config.batch, source);
+  read_field(json, "seed", config.seed, source);
+  read_field(json, "checkpoint_every", config.checkpoint_every, source);
+  read_field(json, "validate_every", config.validate_every, source);
+  read_field(json, "val_limit", config.val_limit, source);
+  read_field(json, "log_every", config.log_every, source);
+  read_field(json, "bf16", config.bf16, source);
+  config.validate(source);
+  return config;
+}
+
+TrainConfig TrainConfig::load(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path.string(), "cannot be opened");
+  nlohmann::json json;
+  try {
+    in >> json;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path.string(), std::string("not valid JSON (") + e.what() + ")");
+  }
+  return from_json(json, path.string(), path.parent_path());
+}
+
+}  // namespace airm

@@ -1,0 +1,48 @@
+// Validation during training: each image at its native size, encoded once
+// and every pixel queried, from a fixed coarse mask; pooled IoU and mBA.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+#include "airm/dataset.hpp"
+#include "airm/metrics.hpp"
+#include "airm/model/airm_net.hpp"
+
+namespace airm::train_detail {
+
+// The seed of the validation coarse masks: the masks are exactly those of
+// `airm degrade --mode perturb --seed 0` (default perturbation options).
+constexpr std::uint64_t kValidationCoarseSeed = 0;
+
+struct ValidationSet {
+  std::vector<Sample> samples;            // the images used, sorted like the split
+  std::vector<cv::Mat> coarse;            // CV_8UC1 0/255, one per sample
+  std::vector<Summary> coarse_summaries;  // the coarse masks' own scores: per dataset, then "all"
+};
+
+// `limit` samples evenly spaced over `samples` (0: all), with their coarse
+// masks made on `threads` threads. Throws airm::Error for an unreadable mask.
+ValidationSet prepare_validation(const std::vector<Sample>& samples, int limit, int threads);
+
+struct ValidationResult {
+  std::vector<Summary> summaries;  // per dataset, then "all"
+  int images = 0;
+  double seconds = 0;
+  bool stopped = false;  // should_stop() returned true before the end: no result
+};
+
+// The refined mask (CV_8UC1 0/255) of a BGR image at its own size:
+// encode once, query every pixel in chunks, threshold the probability at 0.5.
+cv::Mat refine_single_scale(AirmNet& net, const cv::Mat& bgr, const cv::Mat& coarse, const torch::Device& device,
+                            bool bf16, int64_t chunk = 1 << 16);
+
+// Scores the network on the set (eval mode, no gradients; the module's
+// train/eval mode is restored). `should_stop` is asked between images.
+ValidationResult run_validation(AirmNet& net, const ValidationSet& set, const torch::Device& device, bool bf16,
+                                const std::function<bool()>& should_stop = {});
+
+}  // namespace airm::train_detail
