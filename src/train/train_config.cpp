@@ -6,20 +6,10 @@
 #include <sstream>
 
 #include "airm/error.hpp"
+#include "../json_fields.hpp"
 
 namespace airm {
 namespace {
-
-template <typename T>
-void read_field(const nlohmann::json& json, const char* key, T& value, const std::string& source) {
-  auto it = json.find(key);
-  if (it == json.end()) return;
-  try {
-    value = it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(source, std::string(key) + ": expected a value of the right type, got " + it->dump());
-  }
-}
 
 void reject_unknown_keys(const nlohmann::json& json, const std::set<std::string>& known, const std::string& what,
                          const std::string& source) {
@@ -63,11 +53,11 @@ nlohmann::json OptimizerOptions::to_json() const {
 OptimizerOptions OptimizerOptions::from_json(const nlohmann::json& json, const std::string& source) {
   OptimizerOptions options;
   reject_unknown_keys(json, {"lr", "weight_decay", "milestones", "gamma", "grad_clip"}, "optimizer", source);
-  read_field(json, "lr", options.lr, source);
-  read_field(json, "weight_decay", options.weight_decay, source);
-  read_field(json, "milestones", options.milestones, source);
-  read_field(json, "gamma", options.gamma, source);
-  read_field(json, "grad_clip", options.grad_clip, source);
+  json_fields::read(json, "lr", options.lr, source);
+  json_fields::read(json, "weight_decay", options.weight_decay, source);
+  json_fields::read(json, "milestones", options.milestones, source);
+  json_fields::read(json, "gamma", options.gamma, source);
+  json_fields::read(json, "grad_clip", options.grad_clip, source);
   options.validate(source);
   return options;
 }
@@ -139,7 +129,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json, const std::string
   } else {
     config.model = ModelConfig::from_json(*model, source);
   }
-  read_field(json, "encoder_weights", config.encoder_weights, source);
+  json_fields::read(json, "encoder_weights", config.encoder_weights, source);
   if (!config.encoder_weights.empty() && std::filesystem::path(config.encoder_weights).is_relative() &&
       !base_dir.empty()) {
     config.encoder_weights = (base_dir / config.encoder_weights).lexically_normal().string();
@@ -151,14 +141,14 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json, const std::string
     config.loss = LossWeights::from_json(*it, source);
   }
   if (auto it = json.find("optimizer"); it != json.end()) config.optimizer = OptimizerOptions::from_json(*it, source);
-  read_field(json, "iterations", config.iterations, source);
-  read_field(json, "batch", config.batch, source);
-  read_field(json, "seed", config.seed, source);
-  read_field(json, "checkpoint_every", config.checkpoint_every, source);
-  read_field(json, "validate_every", config.validate_every, source);
-  read_field(json, "val_limit", config.val_limit, source);
-  read_field(json, "log_every", config.log_every, source);
-  read_field(json, "bf16", config.bf16, source);
+  json_fields::read(json, "iterations", config.iterations, source);
+  json_fields::read(json, "batch", config.batch, source);
+  json_fields::read(json, "seed", config.seed, source);
+  json_fields::read(json, "checkpoint_every", config.checkpoint_every, source);
+  json_fields::read(json, "validate_every", config.validate_every, source);
+  json_fields::read(json, "val_limit", config.val_limit, source);
+  json_fields::read(json, "log_every", config.log_every, source);
+  json_fields::read(json, "bf16", config.bf16, source);
   config.validate(source);
   return config;
 }
