@@ -11,9 +11,11 @@
 
 #include "airm/error.hpp"
 #include "airm/parallel.hpp"
+#include "airm/train/distributed.hpp"
 #include "airm/train/train_config.hpp"
 #include "airm/train/trainer.hpp"
 #include "commands.hpp"
+#include "local_workers.hpp"
 
 namespace airm::cli {
 namespace fs = std::filesystem;
@@ -35,6 +37,14 @@ struct TrainArgs {
   bool bf16 = false;
   std::string device = "cpu";
   bool quiet = false;
+  // Data parallelism.
+  int world_size = 1;
+  int rank = 0;
+  std::string master = "127.0.0.1:29500";
+  std::string interface;
+  int local_workers = 1;
+  double dist_timeout = 1800;
+  int64_t stop_after = 0;
   CLI::App* sub = nullptr;
 };
 
@@ -63,6 +73,24 @@ torch::Device parse_device(const std::string& text) {
 }
 
 int run_train(TrainArgs& args) {
+  auto given = [&](const char* flag) { return args.sub->count(flag) > 0; };
+  if (args.local_workers < 1) throw UsageError("expected --local-workers >= 1, got " + std::to_string(args.local_workers));
+  if (args.local_workers > 1) {
+    if (given("--world-size") || given("--rank") || given("--master")) {
+      throw UsageError("--local-workers starts its own group: leave out --world-size, --rank and --master");
+    }
+    if (!distributed_available()) throw UsageError("--local-workers: this build has no c10d (AIRM_WITH_C10D=OFF)");
+    const int threads = std::max(1, resolve_threads(args.threads) / args.local_workers);
+    const std::vector<std::string> all = command_line();
+    const std::vector<std::string> rest = without_options(
+        std::vector<std::string>(all.begin() + 1, all.end()), {"--local-workers", "--threads", "--quiet"}, {"--quiet"});
+    return run_local_workers(args.local_workers, threads, rest);
+  }
+  if (args.world_size < 1) throw UsageError("expected --world-size >= 1, got " + std::to_string(args.world_size));
+  if (args.rank < 0 || args.rank >= args.world_size) {
+    throw UsageError("expected --rank in [0, " + std::to_string(args.world_size) + "), got " + std::to_string(args.rank));
+  }
+  if (!(args.dist_timeout > 0)) throw UsageError("expected --dist-timeout > 0 seconds");
   const fs::path out = args.out;
   TrainerOptions options;
   options.out = out;
@@ -73,7 +101,6 @@ int run_train(TrainArgs& args) {
     if (!fs::exists(out / "run.json")) throw Error(out.string(), "a run folder (with run.json) to resume", "none");
     run = read_json(out / "run.json");
   }
-  auto given = [&](const char* flag) { return args.sub->count(flag) > 0; };
   auto from_run = [&](const char* key, const std::string& fallback) {
     return run.contains(key) ? run.at(key).get<std::string>() : fallback;
   };
@@ -106,21 +133,54 @@ int run_train(TrainArgs& args) {
   options.device = parse_device(args.device);
   options.progress = !args.quiet;
   options.handle_signals = true;
+  if (args.stop_after < 0) throw UsageError("expected --stop-after >= 0, got " + std::to_string(args.stop_after));
+  options.stop_after = args.stop_after;
+  options.rank = args.rank;
+  options.world_size = args.world_size;
+  const bool main_rank = args.rank == 0;
+  std::unique_ptr<DistributedGroup> group;
+  if (args.world_size > 1) {
+    DistributedOptions dist;
+    dist.world_size = args.world_size;
+    dist.rank = args.rank;
+    dist.master = args.master;
+    dist.interface = args.interface;
+    dist.timeout = std::chrono::milliseconds(static_cast<int64_t>(args.dist_timeout * 1000));
+    try {
+      dist.validate();
+    } catch (const Error& e) {
+      throw UsageError(e.what());
+    }
+    std::fprintf(stderr, "rank %d of %d: joining the group at %s\n", args.rank, args.world_size, args.master.c_str());
+    group = std::make_unique<DistributedGroup>(dist);
+    options.distributed = group->hooks();
+  }
 
-  std::fprintf(stderr, "%s %s: model %s, %lld iterations of batch %d, %s, %d thread(s), %d loader worker(s)\n",
-               args.resume ? "resuming" : "training", out.string().c_str(), config.model.name.c_str(),
-               static_cast<long long>(config.iterations), config.batch, config.bf16 ? "bf16 autocast" : "fp32",
-               options.threads, options.workers);
+  if (main_rank) {
+    std::fprintf(stderr, "%s %s: model %s, %lld iterations of batch %d, %s, %d thread(s), %d loader worker(s)\n",
+                 args.resume ? "resuming" : "training", out.string().c_str(), config.model.name.c_str(),
+                 static_cast<long long>(config.iterations), config.batch, config.bf16 ? "bf16 autocast" : "fp32",
+                 options.threads, options.workers);
+    if (args.world_size > 1) {
+      std::fprintf(stderr, "data parallel: %d ranks, global batch %d\n", args.world_size, config.batch * args.world_size);
+    }
+  }
   const TrainResult result = train(config, options);
+  if (!main_rank) return result.status == TrainStatus::interrupted ? 128 + result.signal : 0;
 
   std::printf("%s at iteration %lld of %lld in %.0f s\n",
-              result.status == TrainStatus::completed ? "finished" : "interrupted",
+              result.status == TrainStatus::completed ? "finished"
+              : result.status == TrainStatus::stopped ? "stopped (--stop-after)"
+                                                      : "interrupted",
               static_cast<long long>(result.iteration), static_cast<long long>(config.iterations), result.seconds);
   if (std::isfinite(result.best_mba)) {
     std::printf("best validation mBA %.2f at iteration %lld: %s\n", result.best_mba,
                 static_cast<long long>(result.best_iteration), (out / "best.pt").string().c_str());
   }
   std::printf("latest weights: %s\n", (out / "last.pt").string().c_str());
+  if (result.status == TrainStatus::stopped) {
+    std::printf("continue with: airm train --out %s --resume\n", out.string().c_str());
+  }
   if (result.status == TrainStatus::interrupted) {
     std::printf("continue with: airm train --out %s --resume\n", out.string().c_str());
     return 128 + result.signal;
@@ -150,6 +210,20 @@ Runner add_train_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   sub->add_flag("--quiet", args->quiet, "No progress line");
+  sub->add_option("--stop-after", args->stop_after,
+                  "Checkpoint and stop once this many iterations are done (resume later; 0: run to the end)");
+  sub->add_option("--world-size", args->world_size, "Data parallel: number of processes (ranks) in all")
+      ->capture_default_str();
+  sub->add_option("--rank", args->rank, "Data parallel: this process's rank (0 runs the store and writes the run)")
+      ->capture_default_str();
+  sub->add_option("--master", args->master, "Data parallel: HOST:PORT of rank 0's rendezvous store")
+      ->capture_default_str();
+  sub->add_option("--gloo-interface", args->interface, "Data parallel: network interface for Gloo (e.g. eth0)");
+  sub->add_option("--dist-timeout", args->dist_timeout, "Data parallel: seconds to wait for the other ranks")
+      ->capture_default_str();
+  sub->add_option("--local-workers", args->local_workers,
+                  "Start this many ranks on this machine (threads split between them)")
+      ->capture_default_str();
   // A --task (e.g. training the coarse segmenter) would select another trainer here.
   return [args] { return run_train(*args); };
 }

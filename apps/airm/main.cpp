@@ -6,6 +6,7 @@
 
 #include "airm/error.hpp"
 #include "commands.hpp"
+#include "local_workers.hpp"
 
 namespace airm::cli {
 
@@ -22,6 +23,7 @@ cv::Size parse_size(const std::string& text) {
 }  // namespace airm::cli
 
 int main(int argc, char** argv) {
+  airm::cli::set_command_line(argc, argv);
   CLI::App app("airm: adaptive implicit representation mapping for ultra-high-resolution mask refinement");
   app.require_subcommand(1);
   std::map<CLI::App*, airm::cli::Runner> runners;

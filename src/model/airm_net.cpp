@@ -51,6 +51,15 @@ AirmNetImpl::AirmNetImpl(ModelConfig config) : config_(std::move(config)) {
                                        .local_ensemble(config_.local_ensemble)
                                        .unfold(config_.unfold)
                                        .guide_dim(config_.guide ? config_.in_channels : 0)));
+  if (config_.residual) {
+    prior_scale_ = register_parameter("prior_scale", torch::full({}, 3.0));
+    // Start close to the prior: a small last layer (not zero: AIRMF scales
+    // the shared weights multiplicatively, so a zero layer would stay zero).
+    torch::NoGradGuard no_grad;
+    const torch::nn::Linear& last = implicit_->layers().back();
+    last->weight.mul_(0.1);
+    last->bias.zero_();
+  }
   if (config_.adaptive()) {
     hyper_ = register_module("hyper", HyperNetwork(HyperNetworkOptions(config_.feature_dim)
                                                        .conv_layers(config_.hyper_conv_layers)
@@ -97,18 +106,33 @@ torch::Tensor AirmNetImpl::sample_guide(const torch::Tensor& input, const torch:
   return sampled.squeeze(2).permute({0, 2, 1});  // [B,Q,C]
 }
 
+torch::Tensor AirmNetImpl::add_coarse_prior(const torch::Tensor& logits, const torch::Tensor& input,
+                                           const torch::Tensor& coord) const {
+  if (!config_.residual) return logits;
+  // The mask channel is the last input channel, (m - 0.5) * 2 in [-1, 1].
+  const torch::Tensor mask = input.narrow(1, input.size(1) - 1, 1);
+  return apply_prior(logits, sample_guide(mask, coord).squeeze(2));
+}
+
+torch::Tensor AirmNetImpl::apply_prior(const torch::Tensor& logits, const torch::Tensor& mask) const {
+  if (!config_.residual) return logits;
+  TORCH_CHECK(mask.sizes() == logits.sizes(), "expected the mask at the queries ", logits.sizes(), ", got ",
+              mask.sizes());
+  return logits + prior_scale_.to(logits.dtype()) * mask.to(logits.dtype());
+}
+
 torch::Tensor AirmNetImpl::query(const Encoded& encoded, const torch::Tensor& input, const torch::Tensor& coord,
                                  const torch::Tensor& cell, int64_t chunk_size) {
   const std::vector<LayerWeights>* weights = encoded.weights.empty() ? nullptr : &encoded.weights;
   const torch::Tensor guide = config_.guide ? sample_guide(input, coord) : torch::Tensor();
-  return implicit_->query(encoded.features, coord, cell, guide, weights, chunk_size);
+  return add_coarse_prior(implicit_->query(encoded.features, coord, cell, guide, weights, chunk_size), input, coord);
 }
 
 torch::Tensor AirmNetImpl::forward(const torch::Tensor& input, const torch::Tensor& coord, const torch::Tensor& cell) {
   const Encoded encoded = encode(input);
   const std::vector<LayerWeights>* weights = encoded.weights.empty() ? nullptr : &encoded.weights;
   const torch::Tensor guide = config_.guide ? sample_guide(input, coord) : torch::Tensor();
-  return implicit_->forward(encoded.features, coord, cell, guide, weights);
+  return add_coarse_prior(implicit_->forward(encoded.features, coord, cell, guide, weights), input, coord);
 }
 
 torch::Tensor AirmNetImpl::affinity_loss(const Encoded& encoded, const torch::Tensor& gt) const {

@@ -43,6 +43,7 @@ nlohmann::json ModelConfig::to_json() const {
           {"local_ensemble", local_ensemble},
           {"unfold", unfold},
           {"guide", guide},
+          {"residual", residual},
           {"rank", rank},
           {"hyper_conv_layers", hyper_conv_layers},
           {"hyper_channels", hyper_channels},
@@ -65,6 +66,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string
   json_fields::read(json, "local_ensemble", config.local_ensemble, source);
   json_fields::read(json, "unfold", config.unfold, source);
   json_fields::read(json, "guide", config.guide, source);
+  json_fields::read(json, "residual", config.residual, source);
   json_fields::read(json, "rank", config.rank, source);
   json_fields::read(json, "hyper_conv_layers", config.hyper_conv_layers, source);
   json_fields::read(json, "hyper_channels", config.hyper_channels, source);

@@ -1,6 +1,7 @@
 #include "airm/model/feature_fusion.hpp"
 
 #include "airm/error.hpp"
+#include "airm/model/sync_batch_norm.hpp"
 
 namespace airm {
 namespace nn = torch::nn;
@@ -10,7 +11,7 @@ namespace {
 nn::Sequential conv_bn_relu(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
   return nn::Sequential(
       nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false)),
-      nn::BatchNorm2d(out), nn::ReLU(nn::ReLUOptions(true)));
+      SyncBatchNorm2d(nn::BatchNorm2dOptions(out)), nn::ReLU(nn::ReLUOptions(true)));
 }
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "airm/error.hpp"
+#include "airm/model/sync_batch_norm.hpp"
 
 namespace airm {
 
@@ -42,7 +43,7 @@ HyperNetworkImpl::HyperNetworkImpl(HyperNetworkOptions options, std::vector<std:
   int64_t in = options_.in_channels();
   for (int64_t i = 0; i < options_.conv_layers(); ++i) {
     body_->push_back(nn::Conv2d(nn::Conv2dOptions(in, options_.channels(), 3).stride(2).padding(1).bias(false)));
-    body_->push_back(nn::BatchNorm2d(options_.channels()));
+    body_->push_back(SyncBatchNorm2d(nn::BatchNorm2dOptions(options_.channels())));
     body_->push_back(nn::ReLU());
     in = options_.channels();
   }
@@ -62,7 +63,7 @@ void HyperNetworkImpl::reset_parameters() {
   for (auto& module : body_->modules(/*include_self=*/false)) {
     if (auto* conv = module->as<nn::Conv2d>()) {
       conv->reset_parameters();
-    } else if (auto* bn = module->as<nn::BatchNorm2d>()) {
+    } else if (auto* bn = module->as<SyncBatchNorm2d>()) {
       bn->reset_parameters();
     }
   }

@@ -30,8 +30,8 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t
       nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).dilation(dilation).bias(false));
 }
 
-nn::BatchNorm2d batch_norm(int64_t channels, double eps, double momentum) {
-  return nn::BatchNorm2d(nn::BatchNorm2dOptions(channels).eps(eps).momentum(momentum));
+SyncBatchNorm2d batch_norm(int64_t channels, double eps, double momentum) {
+  return SyncBatchNorm2d(nn::BatchNorm2dOptions(channels).eps(eps).momentum(momentum));
 }
 
 constexpr int64_t kExpansion = 4;
@@ -145,7 +145,7 @@ void ResNetEncoderImpl::reset_parameters() {
       int64_t fan_out = co.out_channels() / co.groups();
       for (int64_t k : *co.kernel_size()) fan_out *= k;
       c->weight.normal_(0.0, std::sqrt(2.0 / static_cast<double>(fan_out)));
-    } else if (auto* bn = module->as<nn::BatchNorm2d>()) {
+    } else if (auto* bn = module->as<SyncBatchNorm2d>()) {
       bn->weight.fill_(1.0);
       bn->bias.zero_();
     }

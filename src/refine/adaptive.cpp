@@ -38,7 +38,7 @@ void query_block(AirmNet& net, const StageEncoding& enc, const cv::Mat& image, c
   // The guide: RGB and mask at the query. Queries sit on pixel centres of the grid the image and the mask
   // have, where bilinear sampling is the pixel itself.
   torch::Tensor guide;
-  if (net->config().guide) {
+  if (net->config().guide || net->config().residual) {
     torch::Tensor rgb = torch::empty({1, 3, 1, n}, torch::kFloat);
     torch::Tensor mask = torch::empty({1, 1, 1, n}, torch::kFloat);
     float* r = rgb.data_ptr<float>();
@@ -57,8 +57,10 @@ void query_block(AirmNet& net, const StageEncoding& enc, const cv::Mat& image, c
   }
 
   const std::vector<LayerWeights>* weights = enc.weights.empty() ? nullptr : &enc.weights;
-  const torch::Tensor logits =
-      net->implicit_->query(enc.features, coord, cell, guide, weights, options.chunk_size);  // [1,n]
+  const torch::Tensor logits = net->apply_prior(
+      net->implicit_->query(enc.features, coord, cell, net->config().guide ? guide : torch::Tensor(), weights,
+                            options.chunk_size),
+      net->config().residual ? guide.select(2, 3) : torch::Tensor());  // [1,n]
   const torch::Tensor p = torch::sigmoid(logits.to(torch::kFloat)).to(torch::kCPU).contiguous();
   const float* values = p.data_ptr<float>();
   for (int64_t k = 0; k < n; ++k) {

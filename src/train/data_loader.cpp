@@ -133,7 +133,12 @@ struct TrainLoader::State {
   int world_size = 1;
   int workers = 0;
   int prefetch = 1;
-  int64_t per_epoch = 0;  // samples per rank and epoch
+  // Slot of this rank's image s in the global batch of world_size * batch_size.
+  int64_t slot(int s) const { return static_cast<int64_t>(rank) * batch_size + s; }
+  // Position of that image in the stream of all ranks' samples.
+  int64_t global_position(int64_t iteration, int s) const {
+    return iteration * batch_size * world_size + slot(s);
+  }
 
   // Shared with the workers, under `mutex`.
   struct Result {
@@ -171,14 +176,15 @@ std::vector<int64_t> TrainLoader::State::batch_samples(int64_t iteration) const 
   out.reserve(static_cast<std::size_t>(batch_size));
   int64_t cached_epoch = -1;
   std::vector<int64_t> perm;
+  const int64_t n = static_cast<int64_t>(samples.size());
   for (int s = 0; s < batch_size; ++s) {
-    const int64_t k = iteration * batch_size + s;  // the rank's k-th sample overall
-    const int64_t epoch = k / per_epoch;
+    const int64_t g = global_position(iteration, s);
+    const int64_t epoch = g / n;
     if (epoch != cached_epoch) {
       perm = permutation(epoch);
       cached_epoch = epoch;
     }
-    out.push_back(perm[static_cast<std::size_t>(rank + (k % per_epoch) * world_size)]);
+    out.push_back(perm[static_cast<std::size_t>(g % n)]);
   }
   return out;
 }
@@ -192,7 +198,7 @@ TrainBatch TrainLoader::State::build(int64_t iteration) const {
   for (int s = 0; s < batch_size; ++s) {
     std::uint64_t h = splitmix64(seed ^ 0xBB67AE8584CAA73BULL);
     h = splitmix64(h ^ static_cast<std::uint64_t>(iteration));
-    h = splitmix64(h ^ ((static_cast<std::uint64_t>(rank) << 32) | static_cast<std::uint32_t>(s)));
+    h = splitmix64(h ^ static_cast<std::uint64_t>(slot(s)));
     Rng rng(h);
     Rng query_rng = rng.split();
     const detail::Crop crop = detail::make_crop(samples, static_cast<std::size_t>(batch.samples[s]), options, rng.split());
@@ -259,10 +265,6 @@ TrainLoader::TrainLoader(std::vector<Sample> samples, DataOptions options, int b
   if (rank < 0 || rank >= world_size) {
     throw Error("TrainLoader", "rank: expected in [0, " + std::to_string(world_size) + "), got " + std::to_string(rank));
   }
-  if (samples.size() < static_cast<std::size_t>(world_size)) {
-    throw Error("TrainLoader", "world_size: expected at most the number of samples (" +
-                                   std::to_string(samples.size()) + "), got " + std::to_string(world_size));
-  }
   if (workers < 0) throw Error("TrainLoader", "workers: expected >= 0, got " + std::to_string(workers));
   if (prefetch < 1) throw Error("TrainLoader", "prefetch: expected >= 1, got " + std::to_string(prefetch));
   State& s = *state_;
@@ -274,7 +276,6 @@ TrainLoader::TrainLoader(std::vector<Sample> samples, DataOptions options, int b
   s.world_size = world_size;
   s.workers = workers;
   s.prefetch = prefetch;
-  s.per_epoch = static_cast<int64_t>(s.samples.size()) / world_size;
   for (int i = 0; i < workers; ++i) s.threads.emplace_back([&s] { s.work(); });
 }
 
@@ -360,9 +361,11 @@ std::vector<int64_t> TrainLoader::batch_samples(int64_t iteration) const {
   return state_->batch_samples(iteration);
 }
 
-int64_t TrainLoader::samples_per_epoch() const { return state_->per_epoch; }
+int64_t TrainLoader::samples_per_epoch() const { return static_cast<int64_t>(state_->samples.size()); }
 
-int64_t TrainLoader::epoch_of(int64_t iteration) const { return iteration * state_->batch_size / state_->per_epoch; }
+int64_t TrainLoader::epoch_of(int64_t iteration) const {
+  return state_->global_position(iteration, 0) / static_cast<int64_t>(state_->samples.size());
+}
 
 const DataOptions& TrainLoader::options() const { return state_->options; }
 

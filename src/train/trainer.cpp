@@ -11,6 +11,7 @@
 #include "airm/error.hpp"
 #include "airm/model/implicit_function.hpp"
 #include "airm/model/state_dict.hpp"
+#include "airm/model/sync_batch_norm.hpp"
 #include "airm/model/weights.hpp"
 #include "airm/train/data_loader.hpp"
 #include "airm/train/losses.hpp"
@@ -127,6 +128,8 @@ TrainResult train(const TrainConfig& config, const TrainerOptions& options) {
     write_text_atomically(out / "run.json", run_options_json(options).dump(2) + "\n");
   }
   loader.seek(run.iteration);
+  std::optional<ScopedBatchNormReducer> synced_batch_norm;
+  if (options.distributed.sum) synced_batch_norm.emplace(options.distributed.sum);
   if (options.distributed.broadcast_parameters) {
     std::vector<torch::Tensor> parameters = net->parameters();
     options.distributed.broadcast_parameters(parameters);

@@ -216,3 +216,36 @@ TEST(Weights, NewerFormatVersionIsRefused) {
     EXPECT_NE(std::string(e.what()).find("newer airm"), std::string::npos) << e.what();
   }
 }
+
+TEST(AirmNet, ResidualAddsTheCoarsePriorAndStartsAtTheCoarseMask) {
+  torch::manual_seed(2);
+  airm::ModelConfig config = small_config("mit_b0", false, "sirmf");
+  config.residual = true;
+  airm::AirmNet net(config);
+  net->eval();
+  const torch::Tensor input = random_input(1, 29, 31);  // the mask channel is +-1
+  const torch::Tensor coord = airm::make_pixel_grid(29, 31).unsqueeze(0);
+  const torch::Tensor cell = airm::cell_for(29, 31);
+  const torch::Tensor mask = input.select(1, 3).reshape({1, -1});  // [1,Q] in row-major pixel order
+  {
+    torch::NoGradGuard no_grad;
+    // Freshly built: the correction is small, the coarse mask decides.
+    const torch::Tensor logits = net->forward(input, coord, cell);
+    const double agree = ((logits > 0) == (mask > 0)).to(torch::kDouble).mean().item<double>();
+    EXPECT_GE(agree, 0.99);
+    // Without the last layer's output, the logits are exactly s * (2m - 1), s = 3 at the start.
+    net->implicit_->layers().back()->weight.zero_();
+    net->implicit_->layers().back()->bias.zero_();
+    EXPECT_LE((net->forward(input, coord, cell) - 3.0 * mask).abs().max().item<double>(), 1e-4);  // float sampling
+  }
+  // The prior's scale is learnt.
+  net->train();
+  net->forward(input, coord, cell).sum().backward();
+  const torch::Tensor scale = net->named_parameters()["prior_scale"];
+  ASSERT_TRUE(scale.grad().defined());
+  EXPECT_NE(scale.grad().item<double>(), 0.0);
+
+  // Without residual, no prior parameter exists and old weights files keep their keys.
+  airm::AirmNet plain(small_config("mit_b0", false, "sirmf"));
+  EXPECT_FALSE(plain->named_parameters().contains("prior_scale"));
+}

@@ -52,6 +52,11 @@ struct AirmNetImpl : torch::nn::Module {
   // Affinity loss of an encode(..., true) result against gt [B,1,H,W] in {0,1}.
   torch::Tensor affinity_loss(const Encoded& encoded, const torch::Tensor& gt) const;
 
+  // residual: logits [B,Q] + s * mask [B,Q] (the normalised mask channel at
+  // the queries, in [-1,1]); otherwise logits unchanged. For callers that
+  // sample the mask themselves (the refiner's query stage).
+  torch::Tensor apply_prior(const torch::Tensor& logits, const torch::Tensor& mask) const;
+
   const ModelConfig& config() const { return config_; }
 
   // One encoder is set, the other stays null.
@@ -61,8 +66,12 @@ struct AirmNetImpl : torch::nn::Module {
   FeatureFusion fusion_{nullptr};
   HyperNetwork hyper_{nullptr};          // AIRMF only
   ImplicitFunction implicit_{nullptr};
+  torch::Tensor prior_scale_;            // residual only: s of the coarse prior, a scalar
 
  private:
+  // residual: logits [B,Q] + s * (mask channel of input sampled at coord)
+  torch::Tensor add_coarse_prior(const torch::Tensor& logits, const torch::Tensor& input,
+                                 const torch::Tensor& coord) const;
   ModelConfig config_;
 };
 TORCH_MODULE(AirmNet);

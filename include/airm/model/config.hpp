@@ -33,6 +33,10 @@ struct ModelConfig {
   bool local_ensemble = true;
   bool unfold = false;
   bool guide = true;  // the input (RGB + coarse) sampled at each query joins its features
+  // The implicit function predicts a correction to a prior logit
+  // s * (2m - 1), m the coarse mask sampled at the query, s learnt (starts
+  // at 3): an untrained network returns the coarse mask (see docs/DESIGN.md).
+  bool residual = false;
   // Hypernetwork (AIRMF only).
   int64_t rank = 20;
   int64_t hyper_conv_layers = 3;

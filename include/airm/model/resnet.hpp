@@ -29,6 +29,8 @@
 
 #include <torch/torch.h>
 
+#include "airm/model/sync_batch_norm.hpp"
+
 namespace airm {
 
 struct ResNetOptions {
@@ -61,11 +63,11 @@ struct BottleneckImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::Conv2d conv1_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr};
+  SyncBatchNorm2d bn1_{nullptr};
   torch::nn::Conv2d conv2_{nullptr};
-  torch::nn::BatchNorm2d bn2_{nullptr};
+  SyncBatchNorm2d bn2_{nullptr};
   torch::nn::Conv2d conv3_{nullptr};
-  torch::nn::BatchNorm2d bn3_{nullptr};
+  SyncBatchNorm2d bn3_{nullptr};
   torch::nn::Sequential downsample_{nullptr};  // only when the shortcut needs a projection
 };
 TORCH_MODULE(Bottleneck);
@@ -98,7 +100,7 @@ struct ResNetEncoderImpl : torch::nn::Module {
   void reset_parameters();
 
   torch::nn::Conv2d conv1_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr};
+  SyncBatchNorm2d bn1_{nullptr};
   torch::nn::MaxPool2d maxpool_{nullptr};
   torch::nn::Sequential layer1_{nullptr};
   torch::nn::Sequential layer2_{nullptr};

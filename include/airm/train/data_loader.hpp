@@ -101,19 +101,22 @@ struct LoaderStats {
   int64_t batches = 0;         // batches returned by next()
 };
 
-// Batch i is a pure function of (seed, rank, world_size, i): which samples
-// (a per-epoch permutation of all samples seeded by (seed, epoch), rank r
-// taking every world_size-th), their crops, augmentations, coarse masks and
-// queries. So the sequence does not depend on the number of workers, and a
-// resumed run continues exactly by seek(i).
+// Batch i is a pure function of (seed, rank, world_size, i): which samples,
+// their crops, augmentations, coarse masks and queries. So the sequence does
+// not depend on the number of workers, and a resumed run continues exactly
+// by seek(i).
+//
+// Data-parallel runs split one global batch: iteration i of all ranks
+// together is the global batch of W*B images, rank r holding its slots
+// r*B .. r*B+B-1. Every image is a function of (seed, i, slot) only, so W
+// ranks of batch B see exactly the images one process of batch W*B sees
+// (what makes them train the same weights).
 //
 // Sample order: epoch e permutes the N sample indices (seeded by (seed, e));
-// rank r takes positions r, r+W, r+2W, ... of it, floor(N/W) samples per
-// epoch (the last N mod W positions are dropped so ranks have equal counts).
-// A rank's k-th sample overall is position k mod floor(N/W) of epoch
-// k / floor(N/W); batch i holds its samples i*B .. i*B+B-1 (crossing epochs
-// as needed). The augmentation of image s of batch i is drawn from a
-// generator seeded by (seed, i, rank, s).
+// the stream of all ranks' images walks through epoch 0's permutation, then
+// epoch 1's, ...: slot j of iteration i is stream position i*W*B + j, that
+// is position p mod N of epoch p / N. The augmentation of slot j of
+// iteration i is drawn from a generator seeded by (seed, i, j).
 //
 // Threads: `workers` threads make batches i, i+1, ... ahead of next(), at most
 // `prefetch` batches ready or in the making; workers = 0 makes each batch on
@@ -140,9 +143,9 @@ class TrainLoader {
 
   // The sample indices of batch `iteration` (what make_batch(i).samples holds), cheap.
   std::vector<int64_t> batch_samples(int64_t iteration) const;
-  // Samples each rank sees per epoch: floor(size() / world_size).
+  // Samples per epoch (all ranks together): size().
   int64_t samples_per_epoch() const;
-  // The epoch of the first image of batch `iteration` (for logging).
+  // The epoch of this rank's first image of batch `iteration` (for logging).
   int64_t epoch_of(int64_t iteration) const;
   const DataOptions& options() const;
   int batch_size() const;

@@ -38,6 +38,9 @@ struct DistributedHooks {
   // True on every rank if `local` is true on any rank (stop decisions:
   // non-finite values, signals). Null: `local`.
   std::function<bool(bool local)> any;
+  // Sum over ranks in place; installed for SyncBatchNorm2d during training so
+  // batch statistics are the global batch's. Null: per-rank statistics.
+  std::function<void(torch::Tensor& sums)> sum;
 };
 
 // What one optimiser step did.
