@@ -147,14 +147,28 @@ Crop make_crop(const std::vector<Sample>& samples, std::size_t index, const Data
 
   LoadedSample s = load_sample(samples[index]);
   cover(s, o.crop);
-  const int x0 = crop_rng.range(0, s.bgr.cols - o.crop);
-  const int y0 = crop_rng.range(0, s.bgr.rows - o.crop);
+  int x0 = crop_rng.range(0, s.bgr.cols - o.crop);
+  int y0 = crop_rng.range(0, s.bgr.rows - o.crop);
+  if (o.boundary_crop > 0 && crop_rng.chance(o.boundary_crop)) {
+    cv::Mat eroded;
+    cv::erode(s.gt, eroded, cv::getStructuringElement(cv::MORPH_RECT, {3, 3}));
+    std::vector<cv::Point> boundary;
+    cv::findNonZero(s.gt != eroded, boundary);
+    if (!boundary.empty()) {
+      const cv::Point c = boundary[crop_rng.below(boundary.size())];
+      x0 = std::clamp(c.x - o.crop / 2, 0, s.bgr.cols - o.crop);
+      y0 = std::clamp(c.y - o.crop / 2, 0, s.bgr.rows - o.crop);
+    }
+  }
   const cv::Rect window(x0, y0, o.crop, o.crop);
   cv::Mat bgr = s.bgr(window).clone();
   cv::Mat gt = s.gt(window).clone();
+  cv::Mat coarse;
+  if (o.coarse_from == "image") coarse = coarse_mask(s.gt, o, coarse_rng)(window).clone();
   if (o.flips && crop_rng.chance(0.5)) {
     cv::flip(bgr, bgr, 1);
     cv::flip(gt, gt, 1);
+    if (!coarse.empty()) cv::flip(coarse, coarse, 1);
   }
 
   if (o.copy_paste > 0 && paste_rng.chance(o.copy_paste)) {
@@ -172,7 +186,7 @@ Crop make_crop(const std::vector<Sample>& samples, std::size_t index, const Data
   colour_jitter(out.rgb, o.jitter, colour_rng);
   if (o.grayscale > 0 && colour_rng.chance(o.grayscale)) out.rgb = gray3(out.rgb);
   out.gt = gt;
-  out.coarse = coarse_mask(gt, o, coarse_rng);
+  out.coarse = coarse.empty() ? coarse_mask(gt, o, coarse_rng) : coarse;
   return out;
 }
 

@@ -47,6 +47,8 @@ void DataOptions::validate(const std::string& source) const {
   if (lowres_max < lowres_min) fail("lowres_max", ">= lowres_min (" + std::to_string(lowres_min) + ")",
                                     std::to_string(lowres_max));
   probability("copy_paste", copy_paste);
+  if (coarse_from != "crop" && coarse_from != "image") fail("coarse_from", "crop or image", "'" + coarse_from + "'");
+  probability("boundary_crop", boundary_crop);
   if (query_mode != "all" && query_mode != "boundary") fail("query_mode", "all or boundary", "'" + query_mode + "'");
   if (queries < 1) fail("queries", ">= 1", std::to_string(queries));
   probability("boundary_share", boundary_share);
@@ -63,6 +65,8 @@ nlohmann::json DataOptions::to_json() const {
           {"lowres_min", lowres_min},
           {"lowres_max", lowres_max},
           {"copy_paste", copy_paste},
+          {"coarse_from", coarse_from},
+          {"boundary_crop", boundary_crop},
           {"query_mode", query_mode},
           {"queries", queries},
           {"boundary_share", boundary_share},
@@ -113,6 +117,8 @@ DataOptions DataOptions::from_json(const nlohmann::json& json, const std::string
   read_field(json, "lowres_min", o.lowres_min, source);
   read_field(json, "lowres_max", o.lowres_max, source);
   read_field(json, "copy_paste", o.copy_paste, source);
+  read_field(json, "coarse_from", o.coarse_from, source);
+  read_field(json, "boundary_crop", o.boundary_crop, source);
   read_field(json, "query_mode", o.query_mode, source);
   read_field(json, "queries", o.queries, source);
   read_field(json, "boundary_share", o.boundary_share, source);

@@ -98,6 +98,7 @@ void TrainConfig::validate(const std::string& source) const {
 nlohmann::json TrainConfig::to_json() const {
   return {{"model", model.to_json()},
           {"encoder_weights", encoder_weights},
+          {"init_weights", init_weights},
           {"data", data.to_json()},
           {"loss", loss.to_json()},
           {"optimizer", optimizer.to_json()},
@@ -133,6 +134,11 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json, const std::string
   if (!config.encoder_weights.empty() && std::filesystem::path(config.encoder_weights).is_relative() &&
       !base_dir.empty()) {
     config.encoder_weights = (base_dir / config.encoder_weights).lexically_normal().string();
+  }
+  json_fields::read(json, "init_weights", config.init_weights, source);
+  if (!config.init_weights.empty() && std::filesystem::path(config.init_weights).is_relative() &&
+      !base_dir.empty()) {
+    config.init_weights = (base_dir / config.init_weights).lexically_normal().string();
   }
   if (auto it = json.find("data"); it != json.end()) {
     config.data = DataOptions::from_json(*it, source);

@@ -113,6 +113,22 @@ TrainResult train(const TrainConfig& config, const TrainerOptions& options) {
   // Network and optimiser.
   torch::manual_seed(config.seed);
   AirmNet net(config.model);
+  if (!config.init_weights.empty()) {
+    // The whole network from a weights file of the same architecture (its config may differ in name only).
+    AirmNet init = load_weights(config.init_weights);
+    ModelConfig a = init->config(), b = config.model;
+    a.name = b.name = "";
+    a.drop_path = b.drop_path = 0;
+    if (a.to_json() != b.to_json()) {
+      throw Error(config.init_weights, "weights of the model being trained (" + config.model.to_json().dump() + ")",
+                  "another architecture (" + init->config().to_json().dump() + ")");
+    }
+    torch::NoGradGuard no_grad;
+    auto target = net->named_parameters();
+    for (const auto& p : init->named_parameters()) target[p.key()].copy_(p.value());
+    auto buffers = net->named_buffers();
+    for (const auto& p : init->named_buffers()) buffers[p.key()].copy_(p.value());
+  }
   if (!config.encoder_weights.empty()) load_mit_state_dict(net->mit_, config.encoder_weights);
   net->to(options.device);
   net->train();

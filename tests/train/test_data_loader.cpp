@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 
 #include "airm/dataset.hpp"
+#include "airm/degrade.hpp"
 #include "airm/error.hpp"
 #include "airm/model/implicit_function.hpp"
 #include "airm/train/data_loader.hpp"
@@ -370,6 +371,78 @@ TEST(TrainLoader, CoarseMasksDifferFromGtWithSaneIoU) {
     if (share == 1.0) {
       EXPECT_GE(lo, 0.8 - 0.02);  // perturbation lands on its target IoU in [0.8, 1)
     }
+  }
+}
+
+TEST(TrainLoader, CoarseFromTheWholeImageAndBoundaryCrops) {
+  Fixture f;
+  // A small object in a large image: uniform 64 crops mostly miss its boundary.
+  f.add("big", disk(401, 307, {300, 80}, 20));
+  f.add("big2", rect(355, 280, {20, 200, 40, 30}));
+  auto has_boundary = [](const torch::Tensor& gt) {
+    const double m = gt.mean().item<double>();
+    return m > 0 && m < 1;
+  };
+  for (const std::string& from : {"crop", "image"}) {
+    DataOptions o = small_options(64);
+    o.coarse_from = from;
+    o.boundary_crop = 1.0;
+    o.perturb_share = 1.0;
+    TrainLoader loader(f.samples(), o, 4, 23, 0, 1, 0);
+    int with_boundary = 0, n = 0;
+    double sum = 0;
+    for (int i = 0; i < 6; ++i) {
+      const TrainBatch b = loader.make_batch(i);
+      for (int k = 0; k < 4; ++k, ++n) {
+        with_boundary += has_boundary(b.gt[k]);
+        sum += iou(b.gt[k], b.coarse[k]);
+      }
+    }
+    SCOPED_TRACE("coarse_from " + from + ": mean crop IoU " + std::to_string(sum / n));
+    EXPECT_EQ(with_boundary, n);  // every crop centred on the boundary holds some of it
+    // A whole-image perturbation at IoU >= 0.8 leaves crops around the boundary at lower IoU than
+    // one aimed at the crop itself, but the coarse mask is still the object's.
+    EXPECT_GE(sum / n, 0.3);
+    EXPECT_LT(sum / n, 0.99);
+  }
+  // Uniform crops of the same images mostly see no boundary.
+  DataOptions uniform = small_options(64);
+  TrainLoader loader(f.samples(), uniform, 4, 23, 0, 1, 0);
+  int with_boundary = 0;
+  for (int i = 0; i < 6; ++i) {
+    const TrainBatch b = loader.make_batch(i);
+    for (int k = 0; k < 4; ++k) with_boundary += has_boundary(b.gt[k]);
+  }
+  EXPECT_LT(with_boundary, 18);
+}
+
+TEST(TrainLoader, CoarseFromImageIsTheCropOfTheWholeImageDegradation) {
+  // Low-res factor 8 of the whole image, then cropped: equal to lowres_mask of the image, cropped.
+  Fixture f;
+  f.add("only", disk(200, 160, {100, 80}, 50));
+  DataOptions o = small_options(160);  // the crop covers the image's short side: x0 in [0, 40], y0 = 0
+  o.coarse_from = "image";
+  o.perturb_share = 0.0;
+  o.lowres_min = o.lowres_max = 8;
+  o.flips = false;
+  o.jitter = 0;
+  o.grayscale = 0;
+  TrainLoader loader(f.samples(), o, 1, 5, 0, 1, 0);
+  cv::Mat whole = airm::lowres_mask(disk(200, 160, {100, 80}, 50), [] {
+    airm::LowresOptions l;
+    l.factor = 8;
+    return l;
+  }());
+  cv::threshold(whole, whole, 127, 1, cv::THRESH_BINARY);
+  for (int i = 0; i < 4; ++i) {
+    const TrainBatch b = loader.make_batch(i);
+    const cv::Mat coarse = to_mat(b.coarse[0][0]);
+    bool found = false;
+    for (int x0 = 0; x0 <= 40 && !found; ++x0) {
+      found = cv::countNonZero(coarse != whole(cv::Rect(x0, 0, 160, 160))) == 0 &&
+              cv::countNonZero(to_mat(b.gt[0][0]) != disk(200, 160, {100, 80}, 50)(cv::Rect(x0, 0, 160, 160)) / 255) == 0;
+    }
+    EXPECT_TRUE(found) << "batch " << i;
   }
 }
 

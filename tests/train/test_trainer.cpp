@@ -337,5 +337,37 @@ TEST(TrainConfigTest, UnknownKeysAndBadValuesAreErrors) {
   expect_error(j, "no-such-model.json");
 }
 
+
+TEST_F(TrainerTest, InitWeightsStartTheWholeNetworkFromAFile) {
+  config_.iterations = 2;
+  TrainerOptions first = options("first");
+  first.val_split = "";
+  train(config_, first);
+  AirmNet start = load_weights(first.out / "last.pt");
+
+  TrainConfig warm = config_;
+  warm.init_weights = (first.out / "last.pt").string();
+  warm.model.name = "renamed";  // the name may differ, the architecture not
+  TrainerOptions o = options("warm");
+  o.val_split = "";
+  double max_diff = -1;
+  o.before_step = [&](int64_t iteration, AirmNet& net) {
+    if (iteration != 1) return;
+    auto expected = start->named_parameters();
+    max_diff = 0;
+    for (const auto& p : net->named_parameters()) {
+      max_diff = std::max(max_diff, (p.value() - expected[p.key()]).abs().max().item<double>());
+    }
+  };
+  train(warm, o);
+  EXPECT_EQ(max_diff, 0.0);
+
+  TrainConfig other = warm;
+  other.model.hidden = {8, 8};
+  TrainerOptions o2 = options("other");
+  o2.val_split = "";
+  EXPECT_THROW(train(other, o2), Error);
+}
+
 }  // namespace
 }  // namespace airm

@@ -12,8 +12,9 @@
 //     (aspect ratio kept). CascadePSP pads instead; padding would feed the
 //     network borders that never occur at inference. Larger images are not
 //     rescaled: the crop sees the image at its native resolution.
-//  3. Crop: a uniformly placed crop x crop window; then a horizontal flip
-//     with probability 1/2 (if `flips`).
+//  3. Crop: a uniformly placed crop x crop window (or, with probability
+//     `boundary_crop`, one centred on a random boundary pixel of the ground
+//     truth); then a horizontal flip with probability 1/2 (if `flips`).
 //  4. Copy-paste (probability `copy_paste`): the ground-truth object of
 //     another sample (drawn uniformly among the others) - the bounding box of
 //     its whole foreground, image pixels and mask - scaled so its long side
@@ -25,7 +26,8 @@
 //     order (values clamped to [0,1] after each); then grayscale with
 //     probability `grayscale`.
 //  6. Coarse mask, synthesised from the CROPPED ground truth (after the
-//     paste), as CascadePSP does: with probability perturb_share
+//     paste), as CascadePSP does (coarse_from "crop"; with "image" from the
+//     whole image's ground truth before cropping, the paste not included): with probability perturb_share
 //     perturb_mask at a target IoU uniform in [perturb.min_iou,
 //     perturb.max_iou); else lowres_mask with an integer factor uniform in
 //     [lowres_min, lowres_max] (relative to the crop's side). Cropping first
@@ -68,6 +70,14 @@ struct DataOptions {
   int lowres_min = 4;
   int lowres_max = 16;
   double copy_paste = 0.0;        // probability of pasting a ground-truth object of another image
+  // Where the coarse mask is made: "crop" (the cropped ground truth, after the
+  // paste; lowres factor relative to the crop) or "image" (the whole covered
+  // image's ground truth, then cropped with it: the degradation the val
+  // split's `airm degrade` masks have, factor relative to the image).
+  std::string coarse_from = "crop";
+  // Probability that the crop is centred on a random ground-truth boundary
+  // pixel (clamped inside the image) instead of placed uniformly.
+  double boundary_crop = 0.0;
   // Queries: "all" (every pixel of the crop) or "boundary" (`queries` per
   // image, `boundary_share` of them within `boundary_band` px of the
   // ground-truth or coarse boundary, the rest uniform).

@@ -40,6 +40,9 @@ struct TrainConfig {
   std::string model_file;
   // Optional SegFormer MiT state dict to start the encoder from ("": random).
   std::string encoder_weights;
+  // Optional weights file (airm refiner, same architecture) to start the
+  // whole network from ("": random; encoder_weights then applies on top).
+  std::string init_weights;
   DataOptions data;
   LossWeights loss;
   OptimizerOptions optimizer;
