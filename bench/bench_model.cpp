@@ -1,6 +1,8 @@
 // Network cost per configuration: forward and forward+backward of a batch of
 // 8 at 224x224 (every pixel queried, as in training), and the implicit
-// function per million queries; fp32 vs bf16 autocast; peak RSS.
+// function per million queries; fp32 vs bf16 (inference: a bf16 copy of the
+// network, as airm::Refiner runs; training: fp32 encoder, bf16 autocast for
+// the queries, as airm train runs); peak RSS.
 //
 //   bench_model [--threads N] [--reps N] CONFIG.json...   one row pair per config
 //
@@ -16,6 +18,8 @@
 #include <vector>
 
 #include <ATen/autocast_mode.h>
+
+#include "../src/refine/refine_internal.hpp"
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -74,12 +78,15 @@ nlohmann::json measure(const std::string& config_path, bool bf16, int reps) {
   const torch::Tensor cell = airm::cell_for(kSize, kSize);
   const torch::Tensor target = gt.flatten(1);
 
+  // Inference in bf16 is what airm::Refiner does: a bf16 copy of the whole network (LibTorch 1.13's CPU
+  // autocast cannot run MiT's LayerNorm), coordinates in fp32.
   net->eval();
+  airm::AirmNet inference = bf16 ? airm::refine_detail::bf16_copy(net, torch::kCPU) : net;
+  const torch::Tensor inference_input = input.to(inference->parameters().front().scalar_type());
   const double forward = median_seconds(reps, [&] {
     torch::NoGradGuard no_grad;
-    Autocast autocast(bf16);
-    const airm::Encoded encoded = net->encode(input);
-    net->query(encoded, input, coord, cell);
+    const airm::Encoded encoded = inference->encode(inference_input);
+    inference->query(encoded, inference_input, coord, cell);
   });
 
   net->train();
@@ -87,8 +94,9 @@ nlohmann::json measure(const std::string& config_path, bool bf16, int reps) {
     net->zero_grad();
     torch::Tensor loss;
     {
-      Autocast autocast(bf16);
+      // Training in bf16 is what airm train does: the encoder in fp32, the queries under autocast.
       const airm::Encoded encoded = net->encode(input, config.affinity);
+      Autocast autocast(bf16);
       const torch::Tensor logits = net->query(encoded, input, coord, cell).to(torch::kFloat);
       loss = torch::binary_cross_entropy_with_logits(logits, target);
       if (config.affinity) loss = loss + net->affinity_loss(encoded, gt).to(torch::kFloat);
@@ -98,18 +106,11 @@ nlohmann::json measure(const std::string& config_path, bool bf16, int reps) {
 
   net->eval();
   torch::NoGradGuard no_grad;
-  const torch::Tensor one = input.slice(0, 0, 1);
-  airm::Encoded encoded;
-  {
-    Autocast autocast(bf16);
-    encoded = net->encode(one);
-  }
+  const torch::Tensor one = inference_input.slice(0, 0, 1);
+  const airm::Encoded encoded = inference->encode(one);
   const torch::Tensor queries = torch::rand({1, kQueries, 2}) * 2 - 1;
   const torch::Tensor query_cell = airm::cell_for(4 * kSize, 4 * kSize);
-  const double per_million = median_seconds(reps, [&] {
-    Autocast autocast(bf16);
-    net->query(encoded, one, queries, query_cell);
-  });
+  const double per_million = median_seconds(reps, [&] { inference->query(encoded, one, queries, query_cell); });
 
   int64_t parameters = 0;
   for (const auto& p : net->parameters()) parameters += p.numel();

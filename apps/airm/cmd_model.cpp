@@ -15,10 +15,22 @@ struct ModelArgs {
   std::string weights;
   std::string size = "224x224";
   bool json = false;
+  std::string export_to;
+  bool half = false;
 };
 
 int run_model(const ModelArgs& args) {
   if (args.config.empty() == args.weights.empty()) throw UsageError("expected exactly one of --config and --weights");
+  if (!args.export_to.empty()) {
+    if (args.weights.empty()) throw UsageError("--export needs --weights FILE");
+    AirmNet net = load_weights(args.weights);
+    SaveOptions options;
+    options.half = args.half;
+    save_weights(args.export_to, net, options);  // atomic
+    std::printf("wrote %s (%s storage)\n", args.export_to.c_str(), args.half ? "fp16" : "fp32");
+    return 0;
+  }
+  if (args.half) throw UsageError("--half goes with --export");
   const cv::Size size = parse_size(args.size);
   const ModelConfig config = args.config.empty() ? read_weights_config(args.weights) : ModelConfig::load(args.config);
   AirmNet net(config);
@@ -58,6 +70,8 @@ Runner add_model_command(CLI::App& app) {
   sub->add_option("--weights", args->weights, "Or a weights file (its stored config)");
   sub->add_option("--size", args->size, "Input WIDTHxHEIGHT")->capture_default_str();
   sub->add_flag("--json", args->json, "Print JSON");
+  sub->add_option("--export", args->export_to, "Write the --weights file again to this path (e.g. for shipping)");
+  sub->add_flag("--half", args->half, "With --export: fp16 storage (loaded back as fp32)");
   return [args] { return run_model(*args); };
 }
 

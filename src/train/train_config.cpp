@@ -133,12 +133,12 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json, const std::string
   json_fields::read(json, "encoder_weights", config.encoder_weights, source);
   if (!config.encoder_weights.empty() && std::filesystem::path(config.encoder_weights).is_relative() &&
       !base_dir.empty()) {
-    config.encoder_weights = (base_dir / config.encoder_weights).lexically_normal().string();
+    config.encoder_weights = std::filesystem::absolute(base_dir / config.encoder_weights).lexically_normal().string();
   }
   json_fields::read(json, "init_weights", config.init_weights, source);
   if (!config.init_weights.empty() && std::filesystem::path(config.init_weights).is_relative() &&
       !base_dir.empty()) {
-    config.init_weights = (base_dir / config.init_weights).lexically_normal().string();
+    config.init_weights = std::filesystem::absolute(base_dir / config.init_weights).lexically_normal().string();
   }
   if (auto it = json.find("data"); it != json.end()) {
     config.data = DataOptions::from_json(*it, source);

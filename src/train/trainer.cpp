@@ -113,7 +113,8 @@ TrainResult train(const TrainConfig& config, const TrainerOptions& options) {
   // Network and optimiser.
   torch::manual_seed(config.seed);
   AirmNet net(config.model);
-  if (!config.init_weights.empty()) {
+  // Starting points (a resumed run takes everything from its checkpoint instead).
+  if (!options.resume && !config.init_weights.empty()) {
     // The whole network from a weights file of the same architecture (its config may differ in name only).
     AirmNet init = load_weights(config.init_weights);
     ModelConfig a = init->config(), b = config.model;
@@ -129,7 +130,7 @@ TrainResult train(const TrainConfig& config, const TrainerOptions& options) {
     auto buffers = net->named_buffers();
     for (const auto& p : init->named_buffers()) buffers[p.key()].copy_(p.value());
   }
-  if (!config.encoder_weights.empty()) load_mit_state_dict(net->mit_, config.encoder_weights);
+  if (!options.resume && !config.encoder_weights.empty()) load_mit_state_dict(net->mit_, config.encoder_weights);
   net->to(options.device);
   net->train();
   torch::optim::Adam optimizer(
