@@ -54,5 +54,14 @@ check eval-missing-pred 1 "error: synth_s7_0002: has no prediction" -- "$airm" e
 printf 'not a png' > "$work/pred/synth_s7_0002.png"
 check eval-broken-pred 1 "error: .*synth_s7_0002.png: " -- "$airm" eval --data "$work/scenes" --pred "$work/pred" --quiet
 
+# airm model --export: a shipped model written again in fp16 storage describes the same network.
+model="$(dirname "$0")/../../models/airm.pt"
+if [ -f "$model" ]; then
+  check model-export 0 "wrote .*fp16 storage" -- "$airm" model --weights "$model" --export "$work/half.pt" --half
+  check model-export-needs-weights 2 "^error: --export needs --weights" -- "$airm" model --config x.json --export "$work/y.pt"
+  if [ "$("$airm" model --weights "$model" | head -1)" = "$("$airm" model --weights "$work/half.pt" | head -1)" ]; then
+    passes=$((passes + 1)); else echo "FAIL model-export: another network"; failures=$((failures + 1)); fi
+fi
+
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]
