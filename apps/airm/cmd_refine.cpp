@@ -186,6 +186,7 @@ int run_batch(const Refiner& refiner, const RefineArgs& args) {
       seen.push_back(stem);
       if (fs::exists(out)) {
         ++skipped;
+        std::printf("%s: skipped (output exists)\n", stem.c_str());
       } else {
         const fs::path coarse = find_partner(coarse_dir, image);
         if (coarse.empty()) {
@@ -196,12 +197,16 @@ int run_batch(const Refiner& refiner, const RefineArgs& args) {
         const RefineStats stats = refine_one(refiner, args, image, coarse, out, overlay);
         queries += stats.queries;
         ++refined;
+        std::printf("%s: refined (%lld queries, %.2f s)\n", stem.c_str(), static_cast<long long>(stats.queries),
+                    stats.seconds);
         if (args.verbose) print_stats(out, stats, true);
       }
     } catch (const std::exception& e) {
       ++failed;
+      std::printf("%s: failed\n", stem.c_str());
       std::fprintf(stderr, "\nerror: %s\n", e.what());
     }
+    std::fflush(stdout);
     progress.advance();
   }
   progress.finish();
@@ -278,7 +283,7 @@ Runner add_refine_command(CLI::App& app) {
   sub->add_option("--band", args->options.band, "Adaptive: re-query within N px of the boundary")
       ->capture_default_str();
   sub->add_option("--chunk", args->options.chunk_size, "Queries per MLP evaluation")->capture_default_str();
-  sub->add_flag("--quiet", args->quiet, "No progress or per-image line");
+  sub->add_flag("--quiet", args->quiet, "No progress line (batch mode still prints one result line per image on stdout)");
   sub->add_flag("--verbose", args->verbose, "Per-scale statistics");
   return [args] { return run_refine(*args); };
 }

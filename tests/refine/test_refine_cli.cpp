@@ -181,6 +181,10 @@ TEST_F(RefineCli, BatchResumesAndReportsFailures) {
   EXPECT_TRUE(contains(r.output, "refined 3, skipped 0 \\(output exists\\), failed 2 of 5 image")) << r.output;
   EXPECT_TRUE(contains(r.output, "error: .*broken.png")) << r.output;
   EXPECT_TRUE(contains(r.output, "error: .*lonely.png: no coarse mask lonely.png")) << r.output;
+  // One result line per image on stdout, --quiet or not.
+  for (const std::string line : {"scene0: refined \\(", "scene2: refined \\(", "broken: failed", "lonely: failed"}) {
+    EXPECT_TRUE(contains(r.output, line)) << line << "\n" << r.output;
+  }
   for (const std::string name : {"scene0", "scene1", "scene2"}) {
     EXPECT_TRUE(fs::exists(batch / "out" / (name + ".png"))) << name;
     EXPECT_TRUE(fs::exists(batch / "overlays" / (name + ".jpg"))) << name;
@@ -193,6 +197,7 @@ TEST_F(RefineCli, BatchResumesAndReportsFailures) {
   r = refine(args);
   EXPECT_EQ(r.rc, 1);
   EXPECT_TRUE(contains(r.output, "refined 0, skipped 3 \\(output exists\\), failed 2 of 5")) << r.output;
+  EXPECT_TRUE(contains(r.output, "scene1: skipped \\(output exists\\)")) << r.output;
   EXPECT_EQ(fs::last_write_time(batch / "out" / "scene1.png"), written);
 
   // Resume after an interruption (one output missing) with the bad files gone: only that one is refined.
