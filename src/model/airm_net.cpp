@@ -100,10 +100,13 @@ Encoded AirmNetImpl::encode(const torch::Tensor& input, bool with_affinity) {
 torch::Tensor AirmNetImpl::sample_guide(const torch::Tensor& input, const torch::Tensor& coord) {
   TORCH_CHECK(coord.dim() == 3 && coord.size(2) == 2, "expected coord [B,Q,2], got ", coord.sizes());
   // grid_sample wants (x, y); our coordinates are (y, x).
-  const torch::Tensor grid = coord.flip({2}).unsqueeze(1).to(input.dtype());  // [B,1,Q,2]
+  // LibTorch 1.13's CPU grid_sample has no bf16 kernel: sample reduced-precision inputs in fp32.
+  const bool reduced = input.scalar_type() == torch::kBFloat16 || input.scalar_type() == torch::kHalf;
+  const torch::Tensor source = reduced ? input.to(torch::kFloat) : input;
+  const torch::Tensor grid = coord.flip({2}).unsqueeze(1).to(source.dtype());  // [B,1,Q,2]
   const torch::Tensor sampled = F::grid_sample(
-      input, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false));
-  return sampled.squeeze(2).permute({0, 2, 1});  // [B,Q,C]
+      source, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false));
+  return sampled.squeeze(2).permute({0, 2, 1}).to(input.dtype());  // [B,Q,C]
 }
 
 torch::Tensor AirmNetImpl::add_coarse_prior(const torch::Tensor& logits, const torch::Tensor& input,

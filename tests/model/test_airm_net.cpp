@@ -249,3 +249,31 @@ TEST(AirmNet, ResidualAddsTheCoarsePriorAndStartsAtTheCoarseMask) {
   airm::AirmNet plain(small_config("mit_b0", false, "sirmf"));
   EXPECT_FALSE(plain->named_parameters().contains("prior_scale"));
 }
+
+TEST(AirmNet, Bf16NetworkQueriesThroughItsOwnQuery) {
+  // A bf16 copy answers AirmNet::query (the guide is sampled in fp32: no bf16 grid_sample on CPU) close to fp32.
+  torch::manual_seed(5);
+  airm::ModelConfig config = small_config("mit_b0", false, "airmf");
+  config.residual = true;
+  airm::AirmNet net(config);
+  net->eval();
+  airm::AirmNet low(config);
+  {
+    torch::NoGradGuard no_grad;
+    auto source = net->named_parameters();
+    for (auto& p : low->named_parameters()) p.value().copy_(source[p.key()]);
+    auto buffers = net->named_buffers();
+    for (auto& b : low->named_buffers()) b.value().copy_(buffers[b.key()]);
+  }
+  low->to(torch::kBFloat16);
+  low->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor input = random_input(1, 33, 47);
+  const torch::Tensor coord = airm::make_pixel_grid(33, 47).unsqueeze(0);
+  const torch::Tensor cell = airm::cell_for(33, 47);
+  const torch::Tensor reference = torch::sigmoid(net->query(net->encode(input), input, coord, cell));
+  const torch::Tensor input16 = input.to(torch::kBFloat16);
+  const torch::Tensor p16 = torch::sigmoid(low->query(low->encode(input16), input16, coord, cell).to(torch::kFloat));
+  EXPECT_LE((reference - p16).abs().max().item<double>(), 0.1);
+  EXPECT_GE(((reference > 0.5) == (p16 > 0.5)).to(torch::kDouble).mean().item<double>(), 0.98);
+}
