@@ -514,8 +514,10 @@ TEST(TrainLoader, PrefetchOverlapsASlowConsumer) {
   const double serial = run(0);
   std::printf("batch build %.1f ms; wait over 6 slow steps: 2 workers %.2f ms, none %.1f ms\n", build * 1e3,
               overlapped * 1e3, serial * 1e3);
-  EXPECT_LT(overlapped, 0.5 * build);  // ~0: every batch was ready
-  EXPECT_GT(serial, 3 * build);        // the control: without workers next() pays for every batch
+  // Relative bounds (a loaded machine stretches every absolute time): without workers next() pays for
+  // all 6 batches, with them (~0 on an idle machine) at most a quarter of that.
+  EXPECT_GT(serial, build);
+  EXPECT_LT(overlapped, 0.25 * serial);
 }
 
 TEST(TrainLoader, WorkerErrorsReachNextWithTheFileName) {
