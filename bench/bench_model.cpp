@@ -17,13 +17,12 @@
 #include <string>
 #include <vector>
 
-#include <ATen/autocast_mode.h>
-
-#include "../src/refine/refine_internal.hpp"
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "airm/model/airm_net.hpp"
+#include "../src/refine/refine_internal.hpp"
+#include "../src/train/autocast.hpp"
 
 namespace {
 
@@ -49,23 +48,6 @@ double median_seconds(int reps, F&& work) {
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
 }
-
-class Autocast {
- public:
-  explicit Autocast(bool enabled) : enabled_(enabled) {
-    if (!enabled_) return;
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::set_cpu_enabled(true);
-  }
-  ~Autocast() {
-    if (!enabled_) return;
-    at::autocast::set_cpu_enabled(false);
-    at::autocast::clear_cache();
-  }
-
- private:
-  bool enabled_;
-};
 
 nlohmann::json measure(const std::string& config_path, bool bf16, int reps) {
   torch::manual_seed(0);
@@ -96,7 +78,7 @@ nlohmann::json measure(const std::string& config_path, bool bf16, int reps) {
     {
       // Training in bf16 is what airm train does: the encoder in fp32, the queries under autocast.
       const airm::Encoded encoded = net->encode(input, config.affinity);
-      Autocast autocast(bf16);
+      airm::train_detail::AutocastScope autocast(bf16, torch::kCPU);
       const torch::Tensor logits = net->query(encoded, input, coord, cell).to(torch::kFloat);
       loss = torch::binary_cross_entropy_with_logits(logits, target);
       if (config.affinity) loss = loss + net->affinity_loss(encoded, gt).to(torch::kFloat);

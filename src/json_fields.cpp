@@ -6,7 +6,7 @@ namespace airm::json_fields {
 
 void require_known_keys(const nlohmann::json& json, const nlohmann::json& known, const std::string& what,
                         const std::string& source) {
-  if (!json.is_object()) throw Error(source, "expected a JSON object, got " + std::string(json.type_name()));
+  if (!json.is_object()) throw Error(source, what + ": expected a JSON object, got " + std::string(json.type_name()));
   for (const auto& item : json.items()) {
     if (!known.contains(item.key())) throw Error(source, "unknown " + what + " key '" + item.key() + "'");
   }

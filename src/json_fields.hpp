@@ -16,15 +16,17 @@ namespace airm::json_fields {
 void require_known_keys(const nlohmann::json& json, const nlohmann::json& known, const std::string& what,
                         const std::string& source);
 
-// Sets `value` from json[key] when present; a value of the wrong type throws.
+// Sets `value` from json[key] when present; a value of the wrong type throws
+// (naming prefix + key, e.g. "perturb.min_iou" for a nested object).
 template <typename T>
-void read(const nlohmann::json& json, const char* key, T& value, const std::string& source) {
+void read(const nlohmann::json& json, const char* key, T& value, const std::string& source,
+          const std::string& prefix = "") {
   auto it = json.find(key);
   if (it == json.end()) return;
   try {
     value = it->get<T>();
   } catch (const nlohmann::json::exception&) {
-    throw Error(source, std::string(key) + ": expected a value of the right type, got " + it->dump());
+    throw Error(source, prefix + key + ": expected a value of the right type, got " + it->dump());
   }
 }
 

@@ -4,7 +4,6 @@
 // (130 SIGINT, 143 SIGTERM) when interrupted after writing a checkpoint.
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 
 #include <torch/torch.h>
@@ -48,17 +47,6 @@ struct TrainArgs {
   CLI::App* sub = nullptr;
 };
 
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path.string(), "cannot be opened");
-  try {
-    nlohmann::json json;
-    in >> json;
-    return json;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path.string(), std::string("not valid JSON (") + e.what() + ")");
-  }
-}
 
 torch::Device parse_device(const std::string& text) {
   try {
@@ -98,8 +86,7 @@ int run_train(TrainArgs& args) {
   // On --resume, what is not given comes from the run folder.
   nlohmann::json run;
   if (args.resume) {
-    if (!fs::exists(out / "run.json")) throw Error(out.string(), "a run folder (with run.json) to resume", "none");
-    run = read_json(out / "run.json");
+    run = read_run_options(out);
   }
   auto from_run = [&](const char* key, const std::string& fallback) {
     return run.contains(key) ? run.at(key).get<std::string>() : fallback;

@@ -8,6 +8,7 @@
 
 #include "airm/error.hpp"
 #include "airm/model/hypernetwork.hpp"
+#include "airm/model/state_dict.hpp"
 #include "refine_internal.hpp"
 
 namespace airm::refine_detail {
@@ -141,12 +142,8 @@ StageEncoding encode_stage(AirmNet& net, const cv::Mat& image, const cv::Mat& ma
 }
 
 AirmNet bf16_copy(AirmNet& net, const torch::Device& device) {
-  torch::NoGradGuard no_grad;
   AirmNet copy(net->config());
-  const auto parameters = net->named_parameters();
-  for (auto& p : copy->named_parameters()) p.value().copy_(parameters[p.key()]);
-  const auto buffers = net->named_buffers();
-  for (auto& b : copy->named_buffers()) b.value().copy_(buffers[b.key()]);
+  load_state_dict(*copy, state_dict_of(*net), "bf16 copy of " + net->config().name);
   copy->to(device, torch::kBFloat16);
   copy->eval();
   return copy;

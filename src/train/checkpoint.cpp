@@ -1,6 +1,5 @@
 #include "checkpoint.hpp"
 
-#include <fstream>
 #include <system_error>
 
 #include <unistd.h>
@@ -8,6 +7,7 @@
 #include "airm/atomic_file.hpp"
 #include "airm/error.hpp"
 #include "airm/model/weights.hpp"
+#include "../json_fields.hpp"
 
 namespace airm::train_detail {
 namespace fs = std::filesystem;
@@ -26,17 +26,6 @@ void recover(const fs::path& dir) {
 
 }  // namespace
 
-nlohmann::json read_json_file(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path.string(), "cannot be opened");
-  try {
-    nlohmann::json json;
-    in >> json;
-    return json;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path.string(), std::string("not valid JSON (") + e.what() + ")");
-  }
-}
 
 void write_checkpoint(const fs::path& dir, AirmNet& net, torch::optim::Optimizer& optimizer,
                       const nlohmann::json& state) {
@@ -71,7 +60,7 @@ fs::path find_checkpoint(const fs::path& dir) {
 nlohmann::json read_checkpoint(const fs::path& dir, AirmNet& net, torch::optim::Optimizer& optimizer,
                                const torch::Device& device) {
   if (!complete(dir)) throw Error(dir.string(), "a checkpoint folder with " + std::string(kStateFile), "none");
-  nlohmann::json state = read_json_file(dir / kStateFile);
+  nlohmann::json state = json_fields::read_file(dir / kStateFile);
   load_weights_into(net, dir / kWeightsFile);
   const fs::path optimizer_file = dir / kOptimizerFile;
   try {

@@ -37,7 +37,4 @@ nlohmann::json read_checkpoint(const std::filesystem::path& dir, AirmNet& net, t
 // Makes `target` a copy of `source` (a hard link where possible), atomically.
 void publish_file(const std::filesystem::path& source, const std::filesystem::path& target);
 
-// Reads a JSON file; throws airm::Error naming it.
-nlohmann::json read_json_file(const std::filesystem::path& path);
-
 }  // namespace airm::train_detail

@@ -11,6 +11,7 @@
 #include <numeric>
 #include <thread>
 
+#include "../json_fields.hpp"
 #include "../random.hpp"
 #include "airm/error.hpp"
 #include "airm/model/airm_net.hpp"
@@ -73,56 +74,30 @@ nlohmann::json DataOptions::to_json() const {
           {"boundary_band", boundary_band}};
 }
 
-namespace {
-
-template <typename T>
-void read_field(const nlohmann::json& json, const char* key, T& value, const std::string& source,
-                const std::string& prefix = "") {
-  auto it = json.find(key);
-  if (it == json.end()) return;
-  try {
-    value = it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(source, prefix + key + ": expected a value of the right type, got " + it->dump());
-  }
-}
-
-void check_keys(const nlohmann::json& json, const nlohmann::json& known, const std::string& source,
-                const std::string& what) {
-  if (!json.is_object()) {
-    throw Error(source, what + ": expected a JSON object, got " + std::string(json.type_name()));
-  }
-  for (const auto& item : json.items()) {
-    if (!known.contains(item.key())) throw Error(source, "unknown " + what + " key '" + item.key() + "'");
-  }
-}
-
-}  // namespace
-
 DataOptions DataOptions::from_json(const nlohmann::json& json, const std::string& source) {
   DataOptions o;
   const nlohmann::json known = o.to_json();
-  check_keys(json, known, source, "data option");
-  read_field(json, "crop", o.crop, source);
-  read_field(json, "flips", o.flips, source);
-  read_field(json, "jitter", o.jitter, source);
-  read_field(json, "grayscale", o.grayscale, source);
-  read_field(json, "perturb_share", o.perturb_share, source);
+  json_fields::require_known_keys(json, known, "data option", source);
+  json_fields::read(json, "crop", o.crop, source);
+  json_fields::read(json, "flips", o.flips, source);
+  json_fields::read(json, "jitter", o.jitter, source);
+  json_fields::read(json, "grayscale", o.grayscale, source);
+  json_fields::read(json, "perturb_share", o.perturb_share, source);
   if (auto it = json.find("perturb"); it != json.end()) {
-    check_keys(*it, known["perturb"], source, "data option perturb");
-    read_field(*it, "min_iou", o.perturb.min_iou, source, "perturb.");
-    read_field(*it, "max_iou", o.perturb.max_iou, source, "perturb.");
-    read_field(*it, "tolerance", o.perturb.tolerance, source, "perturb.");
+    json_fields::require_known_keys(*it, known["perturb"], "data option perturb", source);
+    json_fields::read(*it, "min_iou", o.perturb.min_iou, source, "perturb.");
+    json_fields::read(*it, "max_iou", o.perturb.max_iou, source, "perturb.");
+    json_fields::read(*it, "tolerance", o.perturb.tolerance, source, "perturb.");
   }
-  read_field(json, "lowres_min", o.lowres_min, source);
-  read_field(json, "lowres_max", o.lowres_max, source);
-  read_field(json, "copy_paste", o.copy_paste, source);
-  read_field(json, "coarse_from", o.coarse_from, source);
-  read_field(json, "boundary_crop", o.boundary_crop, source);
-  read_field(json, "query_mode", o.query_mode, source);
-  read_field(json, "queries", o.queries, source);
-  read_field(json, "boundary_share", o.boundary_share, source);
-  read_field(json, "boundary_band", o.boundary_band, source);
+  json_fields::read(json, "lowres_min", o.lowres_min, source);
+  json_fields::read(json, "lowres_max", o.lowres_max, source);
+  json_fields::read(json, "copy_paste", o.copy_paste, source);
+  json_fields::read(json, "coarse_from", o.coarse_from, source);
+  json_fields::read(json, "boundary_crop", o.boundary_crop, source);
+  json_fields::read(json, "query_mode", o.query_mode, source);
+  json_fields::read(json, "queries", o.queries, source);
+  json_fields::read(json, "boundary_share", o.boundary_share, source);
+  json_fields::read(json, "boundary_band", o.boundary_band, source);
   o.validate(source);
   return o;
 }

@@ -1,8 +1,6 @@
 #include "airm/train/train_config.hpp"
 
 #include <cmath>
-#include <fstream>
-#include <set>
 #include <sstream>
 
 #include "airm/error.hpp"
@@ -10,14 +8,6 @@
 
 namespace airm {
 namespace {
-
-void reject_unknown_keys(const nlohmann::json& json, const std::set<std::string>& known, const std::string& what,
-                         const std::string& source) {
-  if (!json.is_object()) throw Error(source, what + ": expected a JSON object, got " + json.dump());
-  for (const auto& item : json.items()) {
-    if (!known.count(item.key())) throw Error(source, "unknown " + what + " key '" + item.key() + "'");
-  }
-}
 
 std::string to_text(double value) {
   std::ostringstream out;
@@ -52,7 +42,7 @@ nlohmann::json OptimizerOptions::to_json() const {
 
 OptimizerOptions OptimizerOptions::from_json(const nlohmann::json& json, const std::string& source) {
   OptimizerOptions options;
-  reject_unknown_keys(json, {"lr", "weight_decay", "milestones", "gamma", "grad_clip"}, "optimizer", source);
+  json_fields::require_known_keys(json, options.to_json(), "optimizer", source);
   json_fields::read(json, "lr", options.lr, source);
   json_fields::read(json, "weight_decay", options.weight_decay, source);
   json_fields::read(json, "milestones", options.milestones, source);
@@ -115,10 +105,7 @@ nlohmann::json TrainConfig::to_json() const {
 TrainConfig TrainConfig::from_json(const nlohmann::json& json, const std::string& source,
                                    const std::filesystem::path& base_dir) {
   TrainConfig config;
-  std::set<std::string> known;
-  const nlohmann::json defaults = config.to_json();
-  for (const auto& item : defaults.items()) known.insert(item.key());
-  reject_unknown_keys(json, known, "training config", source);
+  json_fields::require_known_keys(json, config.to_json(), "training config", source);
 
   auto model = json.find("model");
   if (model == json.end()) throw Error(source, "model: expected a model config object or file, got none");
@@ -130,16 +117,16 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json, const std::string
   } else {
     config.model = ModelConfig::from_json(*model, source);
   }
-  json_fields::read(json, "encoder_weights", config.encoder_weights, source);
-  if (!config.encoder_weights.empty() && std::filesystem::path(config.encoder_weights).is_relative() &&
-      !base_dir.empty()) {
-    config.encoder_weights = std::filesystem::absolute(base_dir / config.encoder_weights).lexically_normal().string();
-  }
-  json_fields::read(json, "init_weights", config.init_weights, source);
-  if (!config.init_weights.empty() && std::filesystem::path(config.init_weights).is_relative() &&
-      !base_dir.empty()) {
-    config.init_weights = std::filesystem::absolute(base_dir / config.init_weights).lexically_normal().string();
-  }
+  // Weights files named relative to the config's folder are stored absolute (a run folder's copy of the
+  // config must name the same files).
+  auto read_path = [&](const char* key, std::string& value) {
+    json_fields::read(json, key, value, source);
+    if (!value.empty() && std::filesystem::path(value).is_relative() && !base_dir.empty()) {
+      value = std::filesystem::absolute(base_dir / value).lexically_normal().string();
+    }
+  };
+  read_path("encoder_weights", config.encoder_weights);
+  read_path("init_weights", config.init_weights);
   if (auto it = json.find("data"); it != json.end()) {
     config.data = DataOptions::from_json(*it, source);
   }
@@ -160,15 +147,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json, const std::string
 }
 
 TrainConfig TrainConfig::load(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path.string(), "cannot be opened");
-  nlohmann::json json;
-  try {
-    in >> json;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path.string(), std::string("not valid JSON (") + e.what() + ")");
-  }
-  return from_json(json, path.string(), path.parent_path());
+  return from_json(json_fields::read_file(path), path.string(), path.parent_path());
 }
 
 }  // namespace airm

@@ -124,11 +124,7 @@ TrainResult train(const TrainConfig& config, const TrainerOptions& options) {
       throw Error(config.init_weights, "weights of the model being trained (" + config.model.to_json().dump() + ")",
                   "another architecture (" + init->config().to_json().dump() + ")");
     }
-    torch::NoGradGuard no_grad;
-    auto target = net->named_parameters();
-    for (const auto& p : init->named_parameters()) target[p.key()].copy_(p.value());
-    auto buffers = net->named_buffers();
-    for (const auto& p : init->named_buffers()) buffers[p.key()].copy_(p.value());
+    load_state_dict(*net, state_dict_of(*init), config.init_weights);
   }
   if (!options.resume && !config.encoder_weights.empty()) load_mit_state_dict(net->mit_, config.encoder_weights);
   net->to(options.device);
@@ -142,7 +138,7 @@ TrainResult train(const TrainConfig& config, const TrainerOptions& options) {
     run = RunState::from_json(state, config, options, found);
   } else if (main_rank) {
     write_text_atomically(out / "config.json", config.to_json().dump(2) + "\n");
-    write_text_atomically(out / "run.json", run_options_json(options).dump(2) + "\n");
+    write_text_atomically(out / kRunFile, run_options_json(options).dump(2) + "\n");
   }
   loader.seek(run.iteration);
   std::optional<ScopedBatchNormReducer> synced_batch_norm;

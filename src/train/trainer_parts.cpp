@@ -10,6 +10,7 @@
 #include "airm/error.hpp"
 #include "airm/model/weights.hpp"
 #include "airm/parallel.hpp"
+#include "../json_fields.hpp"
 #include "checkpoint.hpp"
 
 namespace airm::train_detail {
@@ -127,7 +128,7 @@ RunState RunState::from_json(const nlohmann::json& state, const TrainConfig& con
 
 int64_t checkpoint_iteration(const fs::path& dir) {
   try {
-    return read_json_file(dir / kStateFile).at("iteration").get<int64_t>();
+    return json_fields::read_file(dir / kStateFile).at("iteration").get<int64_t>();
   } catch (const std::exception&) {
     return -1;
   }
@@ -288,3 +289,14 @@ std::string non_finite_problem(const NamedValues& losses, double grad_norm, Airm
 }
 
 }  // namespace airm::train_detail
+
+namespace airm {
+
+nlohmann::json read_run_options(const std::filesystem::path& out) {
+  if (!std::filesystem::exists(out / kRunFile)) {
+    throw Error(out.string(), std::string("a run folder (with ") + kRunFile + ") to resume", "none");
+  }
+  return json_fields::read_file(out / kRunFile);
+}
+
+}  // namespace airm

@@ -258,13 +258,7 @@ TEST(AirmNet, Bf16NetworkQueriesThroughItsOwnQuery) {
   airm::AirmNet net(config);
   net->eval();
   airm::AirmNet low(config);
-  {
-    torch::NoGradGuard no_grad;
-    auto source = net->named_parameters();
-    for (auto& p : low->named_parameters()) p.value().copy_(source[p.key()]);
-    auto buffers = net->named_buffers();
-    for (auto& b : low->named_buffers()) b.value().copy_(buffers[b.key()]);
-  }
+  airm::load_state_dict(*low, airm::state_dict_of(*net), "test");
   low->to(torch::kBFloat16);
   low->eval();
   torch::NoGradGuard no_grad;

@@ -2,10 +2,6 @@
 // errors and exit codes, batch mode with resume and failure reporting.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 #include <regex>
 #include <string>
 
@@ -19,28 +15,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int rc = -1;
-  std::string output;  // stdout and stderr
-};
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
+using Result = airm::test::CommandResult;
+std::string quote(const std::string& s) { return airm::test::shell_quote(s); }
 
 // Runs `airm refine ARGS` (AIRM_MODEL unset) and returns the exit code and output.
 Result refine(const std::string& args) {
-  const std::string command = "env -u AIRM_MODEL " + quote(AIRM_BIN) + " refine " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  Result result;
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) result.output += buffer.data();
-  const int status = pclose(pipe);
-  result.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return airm::test::run_command("env -u AIRM_MODEL " + quote(AIRM_BIN) + " refine " + args);
 }
 
 bool contains(const std::string& text, const std::string& pattern) {

@@ -30,6 +30,16 @@ class TempDir {
 void write_bytes(const std::filesystem::path& path, const std::string& bytes);
 std::string read_bytes(const std::filesystem::path& path);
 
+// A command's exit code (-1 if it did not exit normally) and its stdout and stderr together.
+struct CommandResult {
+  int rc = -1;
+  std::string output;
+};
+// Runs `command` through /bin/sh with stderr joined to stdout.
+CommandResult run_command(const std::string& command);
+// `s` single-quoted for /bin/sh.
+std::string shell_quote(const std::string& s);
+
 // Number of pixels where two single-channel masks differ.
 long count_differences(const cv::Mat& a, const cv::Mat& b);
 

@@ -9,7 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -32,28 +31,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int rc = -1;
-  std::string output;
-};
+using Result = airm::test::CommandResult;
+std::string quote(const std::string& s) { return airm::test::shell_quote(s); }
 
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-Result train(const std::string& args) {
-  const std::string command = quote(AIRM_BIN) + " train " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  Result result;
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) result.output += buffer.data();
-  const int status = pclose(pipe);
-  result.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+// Runs `airm train ARGS` and returns the exit code and output.
+Result train(const std::string& args) { return airm::test::run_command(quote(AIRM_BIN) + " train " + args); }
 
 // Largest |difference| over all parameters of two weights files of one architecture.
 double max_weight_diff(const fs::path& a, const fs::path& b) {

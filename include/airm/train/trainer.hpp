@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "airm/model/airm_net.hpp"
@@ -101,5 +102,10 @@ struct TrainResult {
 // loss or gradient becomes non-finite (naming the iteration and the term);
 // then the last checkpoint written stays as it was.
 TrainResult train(const TrainConfig& config, const TrainerOptions& options);
+
+// The run folder's record of the options it was started with (data, splits), as train() wrote it.
+constexpr const char* kRunFile = "run.json";
+// Reads OUT/run.json; throws airm::Error naming OUT when it is not a run folder.
+nlohmann::json read_run_options(const std::filesystem::path& out);
 
 }  // namespace airm
