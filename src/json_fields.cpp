@@ -22,4 +22,26 @@ nlohmann::json read_file(const std::filesystem::path& path) {
   }
 }
 
+void read_path(const nlohmann::json& json, const char* key, std::string& value, const std::string& source,
+               const std::filesystem::path& base_dir) {
+  read(json, key, value, source);
+  if (!value.empty() && std::filesystem::path(value).is_relative() && !base_dir.empty()) {
+    value = std::filesystem::absolute(base_dir / value).lexically_normal().string();
+  }
+}
+
+nlohmann::json object_or_file(const nlohmann::json& json, const char* key, const std::string& source,
+                              const std::filesystem::path& base_dir, std::string& file, std::string& file_source) {
+  auto it = json.find(key);
+  if (it == json.end()) throw Error(source, std::string(key) + ": expected a config object or file, got none");
+  file.clear();
+  file_source = source;
+  if (!it->is_string()) return *it;
+  file = it->get<std::string>();
+  std::filesystem::path path = file;
+  if (path.is_relative() && !base_dir.empty()) path = base_dir / path;
+  file_source = path.string();
+  return read_file(path);
+}
+
 }  // namespace airm::json_fields

@@ -33,4 +33,16 @@ void read(const nlohmann::json& json, const char* key, T& value, const std::stri
 // Parses a JSON file; throws airm::Error naming it.
 nlohmann::json read_file(const std::filesystem::path& path);
 
+// A path field of a config file: read like read(); a relative path is made
+// absolute against `base_dir` (when given), so that a run folder's copy of
+// the config names the same file.
+void read_path(const nlohmann::json& json, const char* key, std::string& value, const std::string& source,
+               const std::filesystem::path& base_dir);
+
+// json[key] as an object: inline, or read from the file it names (relative to
+// `base_dir`); `file` receives the name as written ("" when inline). Throws
+// airm::Error(source) when the key is missing.
+nlohmann::json object_or_file(const nlohmann::json& json, const char* key, const std::string& source,
+                              const std::filesystem::path& base_dir, std::string& file, std::string& file_source);
+
 }  // namespace airm::json_fields

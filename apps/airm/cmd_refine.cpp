@@ -1,5 +1,7 @@
 // airm refine: refine coarse masks of (ultra-)high-resolution photos, one
-// image or a folder of them (resumable: existing outputs are skipped).
+// image or a folder of them (resumable: existing outputs are skipped). With
+// no coarse mask, the coarse segmenter makes one first (photo to precise
+// mask in one command).
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,8 +21,11 @@
 #include "airm/error.hpp"
 #include "airm/image_io.hpp"
 #include "airm/mask_io.hpp"
+#include "airm/model/segmenter.hpp"
+#include "airm/model/segmenter_weights.hpp"
 #include "airm/progress.hpp"
 #include "airm/refiner.hpp"
+#include "cli_files.hpp"
 #include "commands.hpp"
 
 namespace airm::cli {
@@ -34,6 +39,8 @@ struct RefineArgs {
   std::string images_dir;
   std::string coarse_dir;
   std::string model;
+  std::string segmenter;
+  std::string save_coarse;
   std::string scales = "auto";
   std::string size;
   std::string overlay;
@@ -48,19 +55,6 @@ struct RefineArgs {
   long long max_pixels = 100'000'000;
   RefineOptions options;
 };
-
-const std::vector<std::string> kImageExtensions = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"};
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
-  return text;
-}
-
-bool is_image_file(const fs::path& path) {
-  const std::string ext = lower(path.extension().string());
-  return fs::is_regular_file(path) && std::find(kImageExtensions.begin(), kImageExtensions.end(), ext) !=
-                                          kImageExtensions.end();
-}
 
 std::vector<double> parse_scales(const std::string& text) {
   if (text == "auto") return {};
@@ -80,32 +74,20 @@ std::vector<double> parse_scales(const std::string& text) {
   return scales;
 }
 
-// --model, else $AIRM_MODEL, else models/airm.pt in a folder above the binary (its project checkout).
-fs::path resolve_model(const std::string& given) {
-  if (!given.empty()) return given;
-  if (const char* env = std::getenv("AIRM_MODEL"); env != nullptr && *env != '\0') return env;
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    for (fs::path dir = exe.parent_path(); !dir.empty(); dir = dir.parent_path()) {
-      if (fs::exists(dir / "models" / "airm.pt")) return dir / "models" / "airm.pt";
-      if (dir == dir.root_path()) break;
-    }
-  }
-  throw Error("", "no model: pass --model FILE or set AIRM_MODEL (no models/airm.pt found in the folders above " +
-                      (ec ? std::string("the airm binary") : exe.parent_path().string()) + ")");
-}
+// Where one image's outputs go. Without a coarse mask (coarse empty) the
+// segmenter makes one, kept at coarse_out if given.
+struct ImageJob {
+  fs::path image, coarse, out, overlay, coarse_out;
+};
 
-void write_overlay(const fs::path& path, const cv::Mat& overlay) {
-  if (path.has_parent_path()) fs::create_directories(path.parent_path());
-  write_atomically(path, [&](const fs::path& tmp) {
-    if (!cv::imwrite(tmp.string(), overlay)) throw Error(path.string(), "could not be written");
-  });
-}
+struct ImageResult {
+  RefineStats stats;
+  double segment_seconds = -1;  // the segmenter's time (-1: a coarse mask was given)
+};
 
 // Refines one image and writes its outputs; throws on any problem.
-RefineStats refine_one(const Refiner& refiner, const RefineArgs& args, const fs::path& image_path,
-                       const fs::path& coarse_path, const fs::path& out_path, const fs::path& overlay_path) {
+ImageResult refine_one(const Refiner& refiner, SegmenterNet* segmenter, const RefineArgs& args, const ImageJob& job) {
+  const fs::path &image_path = job.image, &coarse_path = job.coarse, &out_path = job.out, &overlay_path = job.overlay;
   const cv::Size size = read_image_size(image_path);
   if (args.max_pixels > 0 && static_cast<long long>(size.area()) > args.max_pixels) {
     throw Error(image_path.string(), std::to_string(size.width) + "x" + std::to_string(size.height) + " = " +
@@ -114,29 +96,44 @@ RefineStats refine_one(const Refiner& refiner, const RefineArgs& args, const fs:
   }
   const cv::Mat image = read_image(image_path);
   if (out_path.has_parent_path()) fs::create_directories(out_path.parent_path());
-  RefineStats stats;
+  ImageResult result;
+  RefineStats& stats = result.stats;
   if (args.labels) {
     const cv::Mat labels = read_label_map(coarse_path);
     try {
       const cv::Mat out = refiner.refine_labels(image, labels, args.options, &stats);
       write_label_map(out_path, out);
-      if (!overlay_path.empty()) write_overlay(overlay_path, draw_boundaries(image, labels, out, true));
+      if (!overlay_path.empty()) write_image_file(overlay_path, draw_boundaries(image, labels, out, true));
     } catch (const Error& e) {
       if (!e.file().empty()) throw;
       throw Error(coarse_path.string(), e.problem());
     }
-    return stats;
+    return result;
   }
-  const cv::Mat coarse = fit_mask_to(read_mask(coarse_path, MaskMode::probability), image.size(), coarse_path);
+  cv::Mat coarse;
+  if (coarse_path.empty()) {
+    const auto start = std::chrono::steady_clock::now();
+    coarse = segment_mask(*segmenter, image);
+    result.segment_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!job.coarse_out.empty()) {
+      if (job.coarse_out.has_parent_path()) fs::create_directories(job.coarse_out.parent_path());
+      write_mask(job.coarse_out, coarse);
+    }
+  } else {
+    coarse = fit_mask_to(read_mask(coarse_path, MaskMode::probability), image.size(), coarse_path);
+  }
   const cv::Mat prob = refiner.refine(image, coarse, args.options, &stats);
   write_mask(out_path, prob, args.save_prob ? MaskMode::probability : MaskMode::binary);
-  if (!overlay_path.empty()) write_overlay(overlay_path, draw_boundaries(image, coarse, prob));
-  return stats;
+  if (!overlay_path.empty()) write_image_file(overlay_path, draw_boundaries(image, coarse, prob));
+  return result;
 }
 
-void print_stats(const fs::path& out, const RefineStats& stats, bool verbose) {
-  std::fprintf(stderr, "wrote %s: %lld queries in %.2f s\n", out.string().c_str(),
-               static_cast<long long>(stats.queries), stats.seconds);
+void print_stats(const fs::path& out, const ImageResult& result, bool verbose) {
+  const RefineStats& stats = result.stats;
+  std::fprintf(stderr, "wrote %s: %lld queries in %.2f s", out.string().c_str(), static_cast<long long>(stats.queries),
+               stats.seconds);
+  if (result.segment_seconds >= 0) std::fprintf(stderr, " (coarse mask by the segmenter in %.2f s)", result.segment_seconds);
+  std::fprintf(stderr, "\n");
   if (!verbose) return;
   for (const StageStats& s : stats.stages) {
     std::fprintf(stderr, "  scale %.4g: grid %dx%d, encoder %dx%d in %d tile(s), %lld queries, %.2f s\n", s.scale,
@@ -145,30 +142,10 @@ void print_stats(const fs::path& out, const RefineStats& stats, bool verbose) {
   }
 }
 
-// The coarse mask (or label map) of an image in `dir`: STEM.png first, then any image extension.
-fs::path find_partner(const fs::path& dir, const fs::path& image) {
-  const std::string stem = image.stem().string();
-  if (fs::exists(dir / (stem + ".png"))) return dir / (stem + ".png");
-  for (const std::string& ext : kImageExtensions) {
-    std::string upper = ext;
-    std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
-    for (const std::string& e : {ext, upper}) {
-      if (fs::exists(dir / (stem + e))) return dir / (stem + e);
-    }
-  }
-  return {};
-}
-
-int run_batch(const Refiner& refiner, const RefineArgs& args) {
+int run_batch(const Refiner& refiner, SegmenterNet* segmenter, const RefineArgs& args) {
   const fs::path images_dir = args.images_dir, coarse_dir = args.coarse_dir, out_dir = args.out;
-  for (const fs::path& dir : {images_dir, coarse_dir}) {
-    if (!fs::is_directory(dir)) throw Error(dir.string(), "is not a folder");
-  }
-  std::vector<fs::path> images;
-  for (const auto& entry : fs::directory_iterator(images_dir)) {
-    if (is_image_file(entry.path())) images.push_back(entry.path());
-  }
-  std::sort(images.begin(), images.end());
+  if (!coarse_dir.empty() && !fs::is_directory(coarse_dir)) throw Error(coarse_dir.string(), "is not a folder");
+  const std::vector<fs::path> images = list_images(images_dir);
   fs::create_directories(out_dir);
 
   const auto start = std::chrono::steady_clock::now();
@@ -188,18 +165,22 @@ int run_batch(const Refiner& refiner, const RefineArgs& args) {
         ++skipped;
         std::printf("%s: skipped (output exists)\n", stem.c_str());
       } else {
-        const fs::path coarse = find_partner(coarse_dir, image);
-        if (coarse.empty()) {
-          throw Error(image.string(), "no coarse mask " + stem + ".png (or another image type) in " +
-                                          coarse_dir.string());
+        ImageJob job{image, {}, out, {}, {}};
+        if (!coarse_dir.empty()) {
+          job.coarse = find_partner(coarse_dir, image);
+          if (job.coarse.empty()) {
+            throw Error(image.string(), "no coarse mask " + stem + ".png (or another image type) in " +
+                                            coarse_dir.string());
+          }
         }
-        const fs::path overlay = args.overlay.empty() ? fs::path() : fs::path(args.overlay) / (stem + ".jpg");
-        const RefineStats stats = refine_one(refiner, args, image, coarse, out, overlay);
-        queries += stats.queries;
+        if (!args.overlay.empty()) job.overlay = fs::path(args.overlay) / (stem + ".jpg");
+        if (!args.save_coarse.empty()) job.coarse_out = fs::path(args.save_coarse) / (stem + ".png");
+        const ImageResult result = refine_one(refiner, segmenter, args, job);
+        queries += result.stats.queries;
         ++refined;
-        std::printf("%s: refined (%lld queries, %.2f s)\n", stem.c_str(), static_cast<long long>(stats.queries),
-                    stats.seconds);
-        if (args.verbose) print_stats(out, stats, true);
+        std::printf("%s: refined (%lld queries, %.2f s)\n", stem.c_str(), static_cast<long long>(result.stats.queries),
+                    result.stats.seconds);
+        if (args.verbose) print_stats(out, result, true);
       }
     } catch (const std::exception& e) {
       ++failed;
@@ -224,11 +205,16 @@ int run_batch(const Refiner& refiner, const RefineArgs& args) {
 int run_refine(RefineArgs& args) {
   const bool batch = !args.images_dir.empty() || !args.coarse_dir.empty();
   if (batch) {
-    if (args.images_dir.empty() || args.coarse_dir.empty() || args.out.empty() || !args.image.empty()) {
-      throw UsageError("batch mode expects --images DIR --coarse DIR --out DIR and no IMAGE/COARSE arguments");
+    if (args.images_dir.empty() || args.out.empty() || !args.image.empty()) {
+      throw UsageError("batch mode expects --images DIR [--coarse DIR] --out DIR and no IMAGE/COARSE arguments");
     }
-  } else if (args.image.empty() || args.coarse.empty() || args.out.empty()) {
-    throw UsageError("expected IMAGE COARSE -o OUT.png, or --images DIR --coarse DIR --out DIR");
+  } else if (args.image.empty() || args.out.empty()) {
+    throw UsageError("expected IMAGE [COARSE] -o OUT.png, or --images DIR [--coarse DIR] --out DIR");
+  }
+  const bool segment = batch ? args.coarse_dir.empty() : args.coarse.empty();
+  if (segment && args.labels) throw UsageError("--labels needs a label map (COARSE or --coarse DIR)");
+  if (!segment && (!args.segmenter.empty() || !args.save_coarse.empty())) {
+    throw UsageError("--segmenter and --save-coarse apply only when no coarse mask is given");
   }
   if (args.labels && args.save_prob) throw UsageError("--save-prob has no meaning with --labels");
   if (args.max_pixels < 0) throw UsageError("--max-pixels must be >= 0 (0: no limit)");
@@ -243,13 +229,20 @@ int run_refine(RefineArgs& args) {
     throw UsageError(e.what());
   }
 
-  const fs::path model = resolve_model(args.model);
+  const fs::path model = resolve_weights(args.model, "AIRM_MODEL", "airm.pt", "--model");
   retain_freed_memory();
   const Refiner refiner(model, RefinerOptions{args.device, args.threads});
-  if (batch) return run_batch(refiner, args);
+  SegmenterNet segmenter{nullptr};
+  if (segment) {
+    segmenter = load_segmenter_weights(resolve_weights(args.segmenter, "AIRM_SEGMENTER", "segmenter.pt", "--segmenter"));
+    segmenter->to(parse_device(args.device));
+  }
+  SegmenterNet* segmenter_or_null = segment ? &segmenter : nullptr;
+  if (batch) return run_batch(refiner, segmenter_or_null, args);
 
-  const RefineStats stats = refine_one(refiner, args, args.image, args.coarse, args.out, args.overlay);
-  if (!args.quiet) print_stats(args.out, stats, args.verbose);
+  const ImageResult result =
+      refine_one(refiner, segmenter_or_null, args, ImageJob{args.image, args.coarse, args.out, args.overlay, args.save_coarse});
+  if (!args.quiet) print_stats(args.out, result, args.verbose);
   return 0;
 }
 
@@ -257,13 +250,19 @@ int run_refine(RefineArgs& args) {
 
 Runner add_refine_command(CLI::App& app) {
   auto args = std::make_shared<RefineArgs>();
-  CLI::App* sub = app.add_subcommand("refine", "Refine coarse masks: IMAGE COARSE -o OUT.png, or folders");
+  CLI::App* sub = app.add_subcommand(
+      "refine", "Refine coarse masks: IMAGE [COARSE] -o OUT.png, or folders (no COARSE: the segmenter makes one)");
   sub->add_option("IMAGE", args->image, "Photo (JPEG, PNG, TIFF, WebP, BMP)");
-  sub->add_option("COARSE", args->coarse, "Its coarse mask (or label map with --labels)");
+  sub->add_option("COARSE", args->coarse,
+                  "Its coarse mask (or label map with --labels); left out: the coarse segmenter's mask");
   sub->add_option("-o,--out", args->out, "Output PNG (one image) or folder (batch)");
   sub->add_option("--images", args->images_dir, "Batch: folder of photos");
-  sub->add_option("--coarse", args->coarse_dir, "Batch: folder of coarse masks named like the photos (STEM.png)");
+  sub->add_option("--coarse", args->coarse_dir,
+                  "Batch: folder of coarse masks named like the photos (STEM.png); left out: the segmenter's");
   sub->add_option("--model", args->model, "Weights file (default: $AIRM_MODEL, else models/airm.pt of the project)");
+  sub->add_option("--segmenter", args->segmenter,
+                  "Segmenter weights when no coarse mask is given (default: $AIRM_SEGMENTER, else models/segmenter.pt)");
+  sub->add_option("--save-coarse", args->save_coarse, "Also write the segmenter's coarse mask: a .png (one image) or a folder");
   sub->add_option("--scales", args->scales, "'auto' or ascending scales in (0,1], e.g. 0.125,0.25,0.5,1")
       ->capture_default_str();
   sub->add_flag("--dense", args->dense, "Query every pixel at every scale (slow; the reference)");

@@ -1,5 +1,6 @@
-// airm train: train a refiner network (see include/airm/train/trainer.hpp for
-// what the run folder holds). Exit codes: 0 done, 1 failure (including a
+// airm train: train the refiner (--task refine) or the coarse segmenter
+// (--task segment); see include/airm/train/trainer.hpp for what the run
+// folder holds. Exit codes: 0 done, 1 failure (including a
 // loss or gradient that became non-finite), 2 usage error, 128 + signal
 // (130 SIGINT, 143 SIGTERM) when interrupted after writing a checkpoint.
 #include <cmath>
@@ -11,6 +12,8 @@
 #include "airm/error.hpp"
 #include "airm/parallel.hpp"
 #include "airm/train/distributed.hpp"
+#include "airm/train/segmenter_train_config.hpp"
+#include "airm/train/segmenter_trainer.hpp"
 #include "airm/train/train_config.hpp"
 #include "airm/train/trainer.hpp"
 #include "commands.hpp"
@@ -21,6 +24,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct TrainArgs {
+  std::string task;
   std::string config;
   std::string data;
   std::string split = "train";
@@ -47,18 +51,6 @@ struct TrainArgs {
   CLI::App* sub = nullptr;
 };
 
-
-torch::Device parse_device(const std::string& text) {
-  try {
-    torch::Device device(text);
-    if (device.is_cuda() && !torch::cuda::is_available()) {
-      throw UsageError("--device " + text + ": this build or machine has no CUDA device");
-    }
-    return device;
-  } catch (const c10::Error&) {
-    throw UsageError("expected --device cpu, cuda or cuda:N, got '" + text + "'");
-  }
-}
 
 int run_train(TrainArgs& args) {
   auto given = [&](const char* flag) { return args.sub->count(flag) > 0; };
@@ -102,7 +94,24 @@ int run_train(TrainArgs& args) {
     if (!args.resume) throw UsageError("expected --config FILE (it may be left out only with --resume)");
     config_path = out / "config.json";
   }
-  TrainConfig config = TrainConfig::load(config_path);
+  // The task is the config's ("task": "segment", else the refiner's); --task must agree with it.
+  const std::string task = read_training_task(config_path);
+  if (task != "refine" && task != "segment") {
+    throw Error(config_path.string(), "task: expected \"refine\" or \"segment\", got \"" + task + "\"");
+  }
+  if (!args.task.empty() && args.task != task) {
+    throw UsageError("--task " + args.task + ": " + config_path.string() + " is a training config for --task " + task);
+  }
+  TrainConfig refine_config;
+  SegmenterTrainConfig segment_config;
+  const bool segment = task == "segment";
+  if (segment) {
+    segment_config = SegmenterTrainConfig::load(config_path);
+  } else {
+    refine_config = TrainConfig::load(config_path);
+  }
+  TrainSchedule& config = segment ? static_cast<TrainSchedule&>(segment_config) : refine_config;
+  const std::string model_name = segment ? segment_config.model.name : refine_config.model.name;
   if (given("--iterations")) {
     if (args.iterations < 1) throw UsageError("expected --iterations >= 1, got " + std::to_string(args.iterations));
     config.iterations = args.iterations;
@@ -112,7 +121,11 @@ int run_train(TrainArgs& args) {
     config.val_limit = args.val_limit;
   }
   if (args.bf16) config.bf16 = true;
-  config.validate(config_path.string());
+  if (segment) {
+    segment_config.validate(config_path.string());
+  } else {
+    refine_config.validate(config_path.string());
+  }
 
   options.threads = resolve_threads(args.threads);
   torch::set_num_threads(options.threads);
@@ -144,15 +157,16 @@ int run_train(TrainArgs& args) {
   }
 
   if (main_rank) {
-    std::fprintf(stderr, "%s %s: model %s, %lld iterations of batch %d, %s, %d thread(s), %d loader worker(s)\n",
-                 args.resume ? "resuming" : "training", out.string().c_str(), config.model.name.c_str(),
+    std::fprintf(stderr, "%s %s: %s %s, %lld iterations of batch %d, %s, %d thread(s), %d loader worker(s)\n",
+                 args.resume ? "resuming" : "training", out.string().c_str(), segment ? "segmenter" : "model",
+                 model_name.c_str(),
                  static_cast<long long>(config.iterations), config.batch, config.bf16 ? "bf16 autocast" : "fp32",
                  options.threads, options.workers);
     if (args.world_size > 1) {
       std::fprintf(stderr, "data parallel: %d ranks, global batch %d\n", args.world_size, config.batch * args.world_size);
     }
   }
-  const TrainResult result = train(config, options);
+  const TrainResult result = segment ? train_segmenter(segment_config, options) : train(refine_config, options);
   if (!main_rank) return result.status == TrainStatus::interrupted ? 128 + result.signal : 0;
 
   std::printf("%s at iteration %lld of %lld in %.0f s\n",
@@ -179,8 +193,11 @@ int run_train(TrainArgs& args) {
 
 Runner add_train_command(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
-  CLI::App* sub = app.add_subcommand("train", "Train a refiner network (checkpoints resume exactly)");
+  CLI::App* sub = app.add_subcommand("train", "Train the refiner or the coarse segmenter (checkpoints resume exactly)");
   args->sub = sub;
+  sub->add_option("--task", args->task,
+                  "refine or segment (default: the config's \"task\"; configs/segmenter/train_*.json are segment)")
+      ->check(CLI::IsMember({"refine", "segment"}));
   sub->add_option("--config", args->config, "Training config (configs/train/*.json); on --resume: OUT/config.json");
   sub->add_option("--data", args->data, "Dataset root (e.g. ../shared/data); on --resume: the run's");
   sub->add_option("--split", args->split, "Named split of DATA/SPLITS.md to train on")->capture_default_str();
@@ -211,7 +228,6 @@ Runner add_train_command(CLI::App& app) {
   sub->add_option("--local-workers", args->local_workers,
                   "Start this many ranks on this machine (threads split between them)")
       ->capture_default_str();
-  // A --task (e.g. training the coarse segmenter) would select another trainer here.
   return [args] { return run_train(*args); };
 }
 

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <opencv2/core.hpp>
+#include <torch/torch.h>
 
 namespace airm::cli {
 
@@ -25,8 +26,12 @@ Runner add_synth_command(CLI::App& app);
 Runner add_model_command(CLI::App& app);
 Runner add_train_command(CLI::App& app);
 Runner add_refine_command(CLI::App& app);
+Runner add_segment_command(CLI::App& app);
 
 // "WIDTHxHEIGHT" -> size; throws UsageError.
 cv::Size parse_size(const std::string& text);
+
+// "cpu", "cuda" or "cuda:N" (available on this build and machine); throws UsageError.
+torch::Device parse_device(const std::string& text);
 
 }  // namespace airm::cli

@@ -4,6 +4,8 @@
 #include <exception>
 #include <map>
 
+#include <torch/torch.h>
+
 #include "airm/error.hpp"
 #include "commands.hpp"
 #include "local_workers.hpp"
@@ -20,6 +22,18 @@ cv::Size parse_size(const std::string& text) {
   return {width, height};
 }
 
+torch::Device parse_device(const std::string& text) {
+  try {
+    torch::Device device(text);
+    if (device.is_cuda() && !torch::cuda::is_available()) {
+      throw UsageError("--device " + text + ": this build or machine has no CUDA device");
+    }
+    return device;
+  } catch (const c10::Error&) {
+    throw UsageError("expected --device cpu, cuda or cuda:N, got '" + text + "'");
+  }
+}
+
 }  // namespace airm::cli
 
 int main(int argc, char** argv) {
@@ -29,7 +43,7 @@ int main(int argc, char** argv) {
   std::map<CLI::App*, airm::cli::Runner> runners;
   for (auto add : {airm::cli::add_eval_command, airm::cli::add_degrade_command, airm::cli::add_synth_command,
                    airm::cli::add_train_command,
-                   airm::cli::add_refine_command,
+                   airm::cli::add_refine_command, airm::cli::add_segment_command,
                    airm::cli::add_model_command}) {
     airm::cli::Runner runner = add(app);
     runners[app.get_subcommands({}).back()] = std::move(runner);

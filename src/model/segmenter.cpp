@@ -101,6 +101,7 @@ torch::Tensor SegmenterNetImpl::forward(const torch::Tensor& rgb_normalised, std
 
 cv::Mat segment(SegmenterNet& net, const cv::Mat& image, int64_t long_side) {
   if (net.is_empty()) throw Error("", "segment: expected a network, got none");
+  if (long_side == 0) long_side = net->config().long_side;
   if (image.empty()) throw Error("", "segment: expected an image, got an empty one");
   if (image.depth() != CV_8U || (image.channels() != 1 && image.channels() != 3 && image.channels() != 4)) {
     throw Error("", "segment: expected an 8-bit image with 1, 3 or 4 channels, got type " +
@@ -135,6 +136,12 @@ cv::Mat segment(SegmenterNet& net, const cv::Mat& image, int64_t long_side) {
   cv::Mat out(image.rows, image.cols, CV_32F);
   std::memcpy(out.data, probability.data_ptr<float>(), sizeof(float) * out.total());
   return out;
+}
+
+cv::Mat segment_mask(SegmenterNet& net, const cv::Mat& image, int64_t long_side) {
+  cv::Mat mask;
+  cv::compare(segment(net, image, long_side), 0.5, mask, cv::CMP_GE);
+  return mask;
 }
 
 }  // namespace airm

@@ -26,6 +26,7 @@ void SegmenterConfig::validate(const std::string& source) const {
   if (srm_hidden < 1) fail("srm_hidden", ">= 1", std::to_string(srm_hidden));
   if (context_reduction < 1) fail("context_reduction", ">= 1", std::to_string(context_reduction));
   if (!(drop_path >= 0 && drop_path < 1)) fail("drop_path", "in [0, 1)", std::to_string(drop_path));
+  if (long_side < 32) fail("long_side", ">= 32", std::to_string(long_side));
 }
 
 nlohmann::json SegmenterConfig::to_json() const {
@@ -37,7 +38,8 @@ nlohmann::json SegmenterConfig::to_json() const {
           {"srm_hidden", srm_hidden},
           {"contextual", contextual},
           {"context_reduction", context_reduction},
-          {"drop_path", drop_path}};
+          {"drop_path", drop_path},
+          {"long_side", long_side}};
 }
 
 SegmenterConfig SegmenterConfig::from_json(const nlohmann::json& json, const std::string& source) {
@@ -52,6 +54,7 @@ SegmenterConfig SegmenterConfig::from_json(const nlohmann::json& json, const std
   json_fields::read(json, "contextual", config.contextual, source);
   json_fields::read(json, "context_reduction", config.context_reduction, source);
   json_fields::read(json, "drop_path", config.drop_path, source);
+  json_fields::read(json, "long_side", config.long_side, source);
   config.validate(source);
   return config;
 }

@@ -6,7 +6,6 @@
 
 #include "airm/atomic_file.hpp"
 #include "airm/error.hpp"
-#include "airm/model/weights.hpp"
 #include "../json_fields.hpp"
 
 namespace airm::train_detail {
@@ -26,15 +25,14 @@ void recover(const fs::path& dir) {
 
 }  // namespace
 
-
-void write_checkpoint(const fs::path& dir, AirmNet& net, torch::optim::Optimizer& optimizer,
+void write_checkpoint(const fs::path& dir, const CheckpointWeights& weights, torch::optim::Optimizer& optimizer,
                       const nlohmann::json& state) {
   recover(dir);
   const fs::path tmp = dir.parent_path() / ("." + dir.filename().string() + ".tmp-" + std::to_string(::getpid()));
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   try {
-    save_weights(tmp / kWeightsFile, net);
+    weights.save(tmp / kWeightsFile);
     torch::serialize::OutputArchive archive;
     optimizer.save(archive);
     archive.save_to((tmp / kOptimizerFile).string());
@@ -57,11 +55,11 @@ fs::path find_checkpoint(const fs::path& dir) {
   return {};
 }
 
-nlohmann::json read_checkpoint(const fs::path& dir, AirmNet& net, torch::optim::Optimizer& optimizer,
-                               const torch::Device& device) {
+nlohmann::json read_checkpoint(const fs::path& dir, const CheckpointWeights& weights,
+                               torch::optim::Optimizer& optimizer, const torch::Device& device) {
   if (!complete(dir)) throw Error(dir.string(), "a checkpoint folder with " + std::string(kStateFile), "none");
   nlohmann::json state = json_fields::read_file(dir / kStateFile);
-  load_weights_into(net, dir / kWeightsFile);
+  weights.load(dir / kWeightsFile);
   const fs::path optimizer_file = dir / kOptimizerFile;
   try {
     torch::serialize::InputArchive archive;

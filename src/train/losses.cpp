@@ -114,4 +114,14 @@ LossTerms refinement_losses(const torch::Tensor& logits, const torch::Tensor& ta
   return out;
 }
 
+torch::Tensor soft_dice_loss(const torch::Tensor& logits, const torch::Tensor& target) {
+  TORCH_CHECK(logits.sizes() == target.sizes(), "expected logits and target of one shape, got ", logits.sizes(),
+              " and ", target.sizes());
+  const torch::Tensor p = torch::sigmoid(logits).flatten(1);
+  const torch::Tensor g = target.flatten(1);
+  constexpr double kSmooth = 1.0;  // an empty prediction of an empty mask scores 0, not 0/0
+  const torch::Tensor dice = (2 * (p * g).sum(1) + kSmooth) / (p.sum(1) + g.sum(1) + kSmooth);
+  return (1 - dice).mean();
+}
+
 }  // namespace airm

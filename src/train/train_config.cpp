@@ -52,13 +52,13 @@ OptimizerOptions OptimizerOptions::from_json(const nlohmann::json& json, const s
   return options;
 }
 
-std::vector<int64_t> TrainConfig::milestone_iterations() const {
+std::vector<int64_t> TrainSchedule::milestone_iterations() const {
   std::vector<int64_t> out;
   for (double m : optimizer.milestones) out.push_back(std::llround(m * static_cast<double>(iterations)));
   return out;
 }
 
-double TrainConfig::lr_at(int64_t completed) const {
+double TrainSchedule::lr_at(int64_t completed) const {
   double lr = optimizer.lr;
   for (int64_t m : milestone_iterations()) {
     if (completed >= m) lr *= optimizer.gamma;
@@ -66,13 +66,11 @@ double TrainConfig::lr_at(int64_t completed) const {
   return lr;
 }
 
-void TrainConfig::validate(const std::string& source) const {
+void TrainSchedule::validate_schedule(const std::string& source) const {
   auto fail = [&](const std::string& field, const std::string& expected, const std::string& got) {
     throw Error(source, field + ": expected " + expected + ", got " + got);
   };
-  model.validate(source);
   data.validate(source);
-  loss.validate(source);
   optimizer.validate(source);
   if (iterations < 1) fail("iterations", ">= 1", std::to_string(iterations));
   if (batch < 1) fail("batch", ">= 1", std::to_string(batch));
@@ -80,26 +78,51 @@ void TrainConfig::validate(const std::string& source) const {
   if (validate_every < 0) fail("validate_every", ">= 0 (0: only at the end)", std::to_string(validate_every));
   if (val_limit < 0) fail("val_limit", ">= 0 (0: all)", std::to_string(val_limit));
   if (log_every < 1) fail("log_every", ">= 1", std::to_string(log_every));
+}
+
+void TrainSchedule::schedule_to_json(nlohmann::json& json) const {
+  json["data"] = data.to_json();
+  json["optimizer"] = optimizer.to_json();
+  json["iterations"] = iterations;
+  json["batch"] = batch;
+  json["seed"] = seed;
+  json["checkpoint_every"] = checkpoint_every;
+  json["validate_every"] = validate_every;
+  json["val_limit"] = val_limit;
+  json["log_every"] = log_every;
+  json["bf16"] = bf16;
+}
+
+void TrainSchedule::read_schedule(const nlohmann::json& json, const std::string& source) {
+  if (auto it = json.find("data"); it != json.end()) data = DataOptions::from_json(*it, source);
+  if (auto it = json.find("optimizer"); it != json.end()) optimizer = OptimizerOptions::from_json(*it, source);
+  json_fields::read(json, "iterations", iterations, source);
+  json_fields::read(json, "batch", batch, source);
+  json_fields::read(json, "seed", seed, source);
+  json_fields::read(json, "checkpoint_every", checkpoint_every, source);
+  json_fields::read(json, "validate_every", validate_every, source);
+  json_fields::read(json, "val_limit", val_limit, source);
+  json_fields::read(json, "log_every", log_every, source);
+  json_fields::read(json, "bf16", bf16, source);
+}
+
+void TrainConfig::validate(const std::string& source) const {
+  model.validate(source);
+  loss.validate(source);
+  validate_schedule(source);
   if (!encoder_weights.empty() && !model.uses_mit()) {
-    fail("encoder_weights", "none for encoder " + model.encoder + " (MiT state dicts only)", encoder_weights);
+    throw Error(source, "encoder_weights: expected none for encoder " + model.encoder + " (MiT state dicts only), got " +
+                            encoder_weights);
   }
 }
 
 nlohmann::json TrainConfig::to_json() const {
-  return {{"model", model.to_json()},
-          {"encoder_weights", encoder_weights},
-          {"init_weights", init_weights},
-          {"data", data.to_json()},
-          {"loss", loss.to_json()},
-          {"optimizer", optimizer.to_json()},
-          {"iterations", iterations},
-          {"batch", batch},
-          {"seed", seed},
-          {"checkpoint_every", checkpoint_every},
-          {"validate_every", validate_every},
-          {"val_limit", val_limit},
-          {"log_every", log_every},
-          {"bf16", bf16}};
+  nlohmann::json json = {{"model", model.to_json()},
+                         {"encoder_weights", encoder_weights},
+                         {"init_weights", init_weights},
+                         {"loss", loss.to_json()}};
+  schedule_to_json(json);
+  return json;
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& json, const std::string& source,
@@ -107,41 +130,13 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json, const std::string
   TrainConfig config;
   json_fields::require_known_keys(json, config.to_json(), "training config", source);
 
-  auto model = json.find("model");
-  if (model == json.end()) throw Error(source, "model: expected a model config object or file, got none");
-  if (model->is_string()) {
-    config.model_file = model->get<std::string>();
-    std::filesystem::path path = config.model_file;
-    if (path.is_relative() && !base_dir.empty()) path = base_dir / path;
-    config.model = ModelConfig::load(path);
-  } else {
-    config.model = ModelConfig::from_json(*model, source);
-  }
-  // Weights files named relative to the config's folder are stored absolute (a run folder's copy of the
-  // config must name the same files).
-  auto read_path = [&](const char* key, std::string& value) {
-    json_fields::read(json, key, value, source);
-    if (!value.empty() && std::filesystem::path(value).is_relative() && !base_dir.empty()) {
-      value = std::filesystem::absolute(base_dir / value).lexically_normal().string();
-    }
-  };
-  read_path("encoder_weights", config.encoder_weights);
-  read_path("init_weights", config.init_weights);
-  if (auto it = json.find("data"); it != json.end()) {
-    config.data = DataOptions::from_json(*it, source);
-  }
-  if (auto it = json.find("loss"); it != json.end()) {
-    config.loss = LossWeights::from_json(*it, source);
-  }
-  if (auto it = json.find("optimizer"); it != json.end()) config.optimizer = OptimizerOptions::from_json(*it, source);
-  json_fields::read(json, "iterations", config.iterations, source);
-  json_fields::read(json, "batch", config.batch, source);
-  json_fields::read(json, "seed", config.seed, source);
-  json_fields::read(json, "checkpoint_every", config.checkpoint_every, source);
-  json_fields::read(json, "validate_every", config.validate_every, source);
-  json_fields::read(json, "val_limit", config.val_limit, source);
-  json_fields::read(json, "log_every", config.log_every, source);
-  json_fields::read(json, "bf16", config.bf16, source);
+  std::string model_source;
+  const nlohmann::json model = json_fields::object_or_file(json, "model", source, base_dir, config.model_file, model_source);
+  config.model = ModelConfig::from_json(model, model_source);
+  json_fields::read_path(json, "encoder_weights", config.encoder_weights, source, base_dir);
+  json_fields::read_path(json, "init_weights", config.init_weights, source, base_dir);
+  if (auto it = json.find("loss"); it != json.end()) config.loss = LossWeights::from_json(*it, source);
+  config.read_schedule(json, source);
   config.validate(source);
   return config;
 }

@@ -8,7 +8,6 @@
 #include "airm/atomic_file.hpp"
 #include "airm/dataset.hpp"
 #include "airm/error.hpp"
-#include "airm/model/weights.hpp"
 #include "airm/parallel.hpp"
 #include "../json_fields.hpp"
 #include "checkpoint.hpp"
@@ -34,6 +33,18 @@ const Summary* pooled(const std::vector<Summary>& summaries) {
 }
 
 std::string cell(double value) { return std::isnan(value) ? std::string() : format_number(value); }
+
+// The IterationRecord field of a loss term.
+double IterationRecord::*term_field(const std::string& name) {
+  static const std::pair<const char*, double IterationRecord::*> kTerms[] = {
+      {"cross_entropy", &IterationRecord::cross_entropy}, {"l1", &IterationRecord::l1},
+      {"l2", &IterationRecord::l2},                       {"gradient", &IterationRecord::gradient},
+      {"affinity", &IterationRecord::affinity},           {"dice", &IterationRecord::dice}};
+  for (const auto& [term, field] : kTerms) {
+    if (name == term) return field;
+  }
+  throw Error("", "a loss term of the training log", "'" + name + "'");
+}
 
 std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
@@ -69,28 +80,28 @@ nlohmann::json run_options_json(const TrainerOptions& options) {
           {"device", options.device.str()}};
 }
 
-nlohmann::json RunState::to_json(const TrainConfig& config, const TrainerOptions& options,
-                                 int64_t loader_iteration) const {
+nlohmann::json RunState::to_json(const TrainSchedule& schedule, const nlohmann::json& config,
+                                 const TrainerOptions& options, int64_t loader_iteration) const {
   auto finite_or_null = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
   return {{"format", kStateFormat},
           {"iteration", iteration},
           {"loader_iteration", loader_iteration},
           {"schedule",
-           {{"iterations", config.iterations},
-            {"milestones", config.milestone_iterations()},
-            {"gamma", config.optimizer.gamma},
-            {"next_lr", config.lr_at(iteration)}}},
+           {{"iterations", schedule.iterations},
+            {"milestones", schedule.milestone_iterations()},
+            {"gamma", schedule.optimizer.gamma},
+            {"next_lr", schedule.lr_at(iteration)}}},
           {"rng",
-           {{"seed", config.seed},
+           {{"seed", schedule.seed},
             {"scheme", "before each step, torch::manual_seed(splitmix64 mix of seed, rank, completed steps)"}}},
           {"best", {{"mba", finite_or_null(best_mba)}, {"iou", finite_or_null(best_iou)}, {"iteration", best_iteration}}},
           {"elapsed_seconds", elapsed_seconds},
           {"world_size", options.world_size},
-          {"config", config.to_json()}};
+          {"config", config}};
 }
 
-RunState RunState::from_json(const nlohmann::json& state, const TrainConfig& config, const TrainerOptions& options,
-                             const fs::path& source) {
+RunState RunState::from_json(const nlohmann::json& state, const TrainSchedule& schedule, const nlohmann::json& config,
+                             const TrainerOptions& options, const fs::path& source) {
   const std::string file = (source / kStateFile).string();
   RunState run;
   try {
@@ -107,9 +118,9 @@ RunState RunState::from_json(const nlohmann::json& state, const TrainConfig& con
       throw Error(file, "a run of world size " + std::to_string(options.world_size),
                   "world size " + std::to_string(world_size) + " (the data order depends on it)");
     }
-    const nlohmann::json saved = state.at("config"), now = config.to_json();
+    const nlohmann::json& saved = state.at("config");
     std::string differ;
-    for (const auto& item : now.items()) {
+    for (const auto& item : config.items()) {
       if (kResumeMayChange.count(item.key())) continue;
       if (!saved.contains(item.key()) || saved.at(item.key()) != item.value()) differ += " " + item.key();
     }
@@ -120,8 +131,9 @@ RunState RunState::from_json(const nlohmann::json& state, const TrainConfig& con
   } catch (const nlohmann::json::exception& e) {
     throw Error(file, std::string("not a complete checkpoint state (") + e.what() + ")");
   }
-  if (run.iteration < 0 || run.iteration > config.iterations) {
-    throw Error(file, "an iteration in [0, " + std::to_string(config.iterations) + "]", std::to_string(run.iteration));
+  if (run.iteration < 0 || run.iteration > schedule.iterations) {
+    throw Error(file, "an iteration in [0, " + std::to_string(schedule.iterations) + "]",
+                std::to_string(run.iteration));
   }
   return run;
 }
@@ -134,11 +146,31 @@ int64_t checkpoint_iteration(const fs::path& dir) {
   }
 }
 
-void RunLogs::open(const fs::path& out, bool resume, int64_t iteration) {
-  log_.open(out / "log.csv",
-            {"iteration", "total", "cross_entropy", "l1", "l2", "gradient", "affinity", "grad_norm", "lr", "it_per_s",
-             "images_per_s", "loader_wait_s", "elapsed_s"},
-            resume, iteration);
+IterationRecord make_record(int64_t iteration, double lr, const NamedValues& losses) {
+  IterationRecord record;
+  record.iteration = iteration;
+  record.lr = lr;
+  for (const auto& [name, value] : losses) {
+    if (name == "total") {
+      record.total = value;
+    } else {
+      record.*term_field(name) = value;
+    }
+  }
+  return record;
+}
+
+void RunLogs::open(const fs::path& out, bool resume, int64_t iteration, const std::vector<std::string>& loss_terms) {
+  std::vector<std::string> header{"iteration", "total"};
+  terms_.clear();
+  for (const std::string& term : loss_terms) {
+    header.push_back(term);
+    terms_.push_back(term_field(term));
+  }
+  for (const char* column : {"grad_norm", "lr", "it_per_s", "images_per_s", "loader_wait_s", "elapsed_s"}) {
+    header.emplace_back(column);
+  }
+  log_.open(out / "log.csv", header, resume, iteration);
   val_.open(out / "val.csv", {"iteration", "kind", "dataset", "images", "iou", "mean_iou", "mba", "mba_images", "seconds"},
             resume, iteration);
   auto columns = read_csv_columns(out / "val.csv");
@@ -170,12 +202,14 @@ void RunLogs::flush(double images_per_step, double elapsed_seconds) {
   }
   const double rate = seconds > 0 ? n / seconds : NAN;
   wait_share_ = seconds > 0 ? wait / seconds : 0;
-  log_.row({std::to_string(record.iteration), cell(mean(&IterationRecord::total)),
-            cell(mean(&IterationRecord::cross_entropy)), cell(mean(&IterationRecord::l1)),
-            cell(mean(&IterationRecord::l2)), cell(mean(&IterationRecord::gradient)),
-            cell(mean(&IterationRecord::affinity)), cell(mean(&IterationRecord::grad_norm)), format_number(record.lr),
-            format_number(rate), format_number(rate * images_per_step), format_number(wait),
-            format_number(elapsed_seconds)});
+  std::vector<std::string> row{std::to_string(record.iteration), cell(mean(&IterationRecord::total))};
+  for (double IterationRecord::*term : terms_) row.push_back(cell(mean(term)));
+  for (const std::string& value :
+       {cell(mean(&IterationRecord::grad_norm)), format_number(record.lr), format_number(rate),
+        format_number(rate * images_per_step), format_number(wait), format_number(elapsed_seconds)}) {
+    row.push_back(value);
+  }
+  log_.row(row);
   pending_.clear();
 }
 
@@ -189,40 +223,40 @@ void RunLogs::add_validation(int64_t iteration, const std::string& kind, const s
   if (kind == "coarse" && all) coarse_logged_.insert(all->images);
 }
 
-ValidationSet load_validation_set(const TrainConfig& config, const TrainerOptions& options) {
+ValidationSet load_validation_set(const TrainSchedule& schedule, const TrainerOptions& options) {
   const Discovery discovery = discover_split(options.data, options.val_split, options.splits_file);
   if (discovery.samples.empty()) throw Error(options.data.string(), "validation images", "none");
-  ValidationSet set = prepare_validation(discovery.samples, config.val_limit, resolve_threads(options.threads));
+  ValidationSet set = prepare_validation(discovery.samples, schedule.val_limit, resolve_threads(options.threads));
   std::fprintf(stderr, "validation: %zu of %zu image(s) of split '%s', coarse masks: perturb, seed %llu\n",
                set.samples.size(), discovery.samples.size(), options.val_split.c_str(),
                static_cast<unsigned long long>(kValidationCoarseSeed));
   return set;
 }
 
-void record_validation(RunLogs& logs, RunState& run, const ValidationSet& set, const ValidationResult& result,
-                       int64_t iteration, AirmNet& net, const fs::path& out) {
+void record_validation(RunLogs& logs, RunState& run, const TaskValidation& result, int64_t iteration,
+                       const std::function<void(const fs::path&)>& save_weights, const fs::path& out) {
   const Summary* all = pooled(result.summaries);
-  const Summary* coarse = pooled(set.coarse_summaries);
-  if (!all || !coarse) return;
-  if (!logs.coarse_logged(coarse->images)) logs.add_validation(iteration, "coarse", set.coarse_summaries, 0);
-  logs.add_validation(iteration, "refined", result.summaries, result.seconds);
-  std::fprintf(stderr, "validation at %lld: IoU %.2f mBA %.2f (coarse input: IoU %.2f mBA %.2f), %d image(s) in %.1f s\n",
-               static_cast<long long>(iteration), all->iou, all->mba, coarse->iou, coarse->mba, result.images,
-               result.seconds);
+  if (!all) return;
+  const Summary* coarse = pooled(result.input_summaries);
+  if (coarse && !logs.coarse_logged(coarse->images)) logs.add_validation(iteration, "coarse", result.input_summaries, 0);
+  logs.add_validation(iteration, coarse ? "refined" : "predicted", result.summaries, result.seconds);
+  std::fprintf(stderr, "validation at %lld: IoU %.2f mBA %.2f", static_cast<long long>(iteration), all->iou, all->mba);
+  if (coarse) std::fprintf(stderr, " (coarse input: IoU %.2f mBA %.2f)", coarse->iou, coarse->mba);
+  std::fprintf(stderr, ", %d image(s) in %.1f s\n", result.images, result.seconds);
   const bool better = !std::isfinite(run.best_mba) || all->mba > run.best_mba ||
                       (all->mba == run.best_mba && all->iou > run.best_iou);
   if (better && std::isfinite(all->mba)) {
-    save_weights(out / "best.pt", net);
+    save_weights(out / "best.pt");
     nlohmann::json rows = nlohmann::json::array();
     for (const Summary& s : result.summaries) {
       rows.push_back({{"dataset", s.dataset}, {"images", s.images}, {"iou", s.iou}, {"mba", s.mba}});
     }
-    const nlohmann::json best = {{"iteration", iteration},
-                                 {"criterion", "pooled mBA of the validation images, then IoU"},
-                                 {"iou", all->iou},
-                                 {"mba", all->mba},
-                                 {"coarse", {{"iou", coarse->iou}, {"mba", coarse->mba}}},
-                                 {"summaries", rows}};
+    nlohmann::json best = {{"iteration", iteration},
+                           {"criterion", "pooled mBA of the validation images, then IoU"},
+                           {"iou", all->iou},
+                           {"mba", all->mba},
+                           {"summaries", rows}};
+    if (coarse) best["coarse"] = {{"iou", coarse->iou}, {"mba", coarse->mba}};
     write_text_atomically(out / "best.json", best.dump(2) + "\n");
     run.best_mba = all->mba;
     run.best_iou = all->iou;
@@ -269,7 +303,7 @@ double clip_gradients(std::vector<torch::Tensor>& gradients, double max_norm) {
   return total;
 }
 
-std::string non_finite_problem(const NamedValues& losses, double grad_norm, AirmNet& net) {
+std::string non_finite_problem(const NamedValues& losses, double grad_norm, torch::nn::Module& net) {
   auto text = [](double v) { return std::isnan(v) ? std::string("nan") : v > 0 ? std::string("inf") : "-inf"; };
   const double total = losses.empty() ? NAN : losses.front().second;
   for (const auto& [name, value] : losses) {
@@ -279,7 +313,7 @@ std::string non_finite_problem(const NamedValues& losses, double grad_norm, Airm
   }
   if (!std::isfinite(total)) return "the total loss is " + text(total);
   if (std::isfinite(grad_norm)) return "";
-  for (const auto& item : net->named_parameters()) {
+  for (const auto& item : net.named_parameters()) {
     const torch::Tensor& g = item.value().grad();
     if (g.defined() && !torch::isfinite(g).all().item<bool>()) {
       return "the gradient of " + item.key() + " is not finite (global norm " + text(grad_norm) + ")";

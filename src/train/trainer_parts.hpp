@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -14,10 +15,10 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "airm/model/airm_net.hpp"
 #include "airm/train/train_config.hpp"
 #include "airm/train/trainer.hpp"
 #include "run_log.hpp"
+#include "train_task.hpp"
 #include "validation.hpp"
 
 namespace airm::train_detail {
@@ -36,20 +37,27 @@ struct RunState {
   double elapsed_seconds = 0;  // training time before `clock`
   std::chrono::steady_clock::time_point clock = std::chrono::steady_clock::now();
 
-  nlohmann::json to_json(const TrainConfig& config, const TrainerOptions& options, int64_t loader_iteration) const;
+  // `config` is the run's whole training config (`schedule` is part of it).
+  nlohmann::json to_json(const TrainSchedule& schedule, const nlohmann::json& config, const TrainerOptions& options,
+                         int64_t loader_iteration) const;
   // Checks that the checkpoint belongs to this config (the iteration count
   // may differ: it extends or shortens the run) and world size.
-  static RunState from_json(const nlohmann::json& state, const TrainConfig& config, const TrainerOptions& options,
-                            const std::filesystem::path& source);
+  static RunState from_json(const nlohmann::json& state, const TrainSchedule& schedule, const nlohmann::json& config,
+                            const TrainerOptions& options, const std::filesystem::path& source);
 };
 
 // The iteration recorded in a checkpoint folder (-1 if unreadable).
 int64_t checkpoint_iteration(const std::filesystem::path& dir);
 
+// The record of a step from its loss values ("total" and the terms by name).
+IterationRecord make_record(int64_t iteration, double lr, const NamedValues& losses);
+
 // log.csv rows (means over log_every steps), val.csv, the progress line.
 class RunLogs {
  public:
-  void open(const std::filesystem::path& out, bool resume, int64_t iteration);
+  // `loss_terms`: the loss columns of log.csv after "total" (names of IterationRecord's terms).
+  void open(const std::filesystem::path& out, bool resume, int64_t iteration,
+            const std::vector<std::string>& loss_terms);
   void add(const IterationRecord& record, int64_t log_every, double images_per_step, double elapsed_seconds);
   // Writes the row of the steps not logged yet (before a checkpoint, so a
   // resumed log has no gap).
@@ -67,17 +75,20 @@ class RunLogs {
  private:
   CsvLog log_, val_;
   std::set<int> coarse_logged_;  // image counts of the sets whose coarse rows are logged
+  std::vector<double IterationRecord::*> terms_;
   std::vector<IterationRecord> pending_;
   double wait_share_ = 0;
 };
 
-// The validation images of options.val_split with their fixed coarse masks.
-ValidationSet load_validation_set(const TrainConfig& config, const TrainerOptions& options);
+// The validation images of options.val_split (val_limit of them) with their fixed coarse masks.
+ValidationSet load_validation_set(const TrainSchedule& schedule, const TrainerOptions& options);
 
-// Logs a validation, reports it on stderr, keeps best.pt/best.json when the
-// pooled mBA improved (IoU breaks ties), and redraws the curves.
-void record_validation(RunLogs& logs, RunState& run, const ValidationSet& set, const ValidationResult& result,
-                       int64_t iteration, AirmNet& net, const std::filesystem::path& out);
+// Logs a validation, reports it on stderr, keeps best.pt (through
+// `save_weights`) and best.json when the pooled mBA improved (IoU breaks
+// ties), and redraws the curves.
+void record_validation(RunLogs& logs, RunState& run, const TaskValidation& result, int64_t iteration,
+                       const std::function<void(const std::filesystem::path&)>& save_weights,
+                       const std::filesystem::path& out);
 
 // While alive (and enabled), SIGINT and SIGTERM set a flag instead of
 // ending the process (a second one ends it as usual); the previous handlers
@@ -103,12 +114,9 @@ std::uint64_t step_seed(std::uint64_t seed, int rank, int64_t completed);
 // it (max_norm 0: no clipping).
 double clip_gradients(std::vector<torch::Tensor>& gradients, double max_norm);
 
-// The loss terms computed in a step, by name ("total" first).
-using NamedValues = std::vector<std::pair<std::string, double>>;
-
 // "" if the loss terms and the gradient norm are finite; else what is not,
 // e.g. "the loss term l1 is nan (total nan)" or "the gradient of
 // encoder.x.weight is inf (global norm inf)".
-std::string non_finite_problem(const NamedValues& losses, double grad_norm, AirmNet& net);
+std::string non_finite_problem(const NamedValues& losses, double grad_norm, torch::nn::Module& net);
 
 }  // namespace airm::train_detail

@@ -31,23 +31,20 @@ torch::Tensor mask_tensor(const cv::Mat& mask) {
   return bytes.gt(127).to(torch::kFloat);
 }
 
-class ModeRestorer {
- public:
-  explicit ModeRestorer(AirmNet& net) : net_(net), training_(net->is_training()) { net_->eval(); }
-  ~ModeRestorer() { net_->train(training_); }
-
- private:
-  AirmNet& net_;
-  bool training_;
-};
-
 }  // namespace
+
+std::vector<Sample> evenly_spaced(const std::vector<Sample>& samples, int limit) {
+  const std::size_t n = samples.size();
+  const std::size_t take = (limit <= 0 || static_cast<std::size_t>(limit) >= n) ? n : static_cast<std::size_t>(limit);
+  std::vector<Sample> out;
+  for (std::size_t i = 0; i < take; ++i) out.push_back(samples[i * n / take]);
+  return out;
+}
 
 ValidationSet prepare_validation(const std::vector<Sample>& samples, int limit, int threads) {
   ValidationSet set;
-  const std::size_t n = samples.size();
-  const std::size_t take = (limit <= 0 || static_cast<std::size_t>(limit) >= n) ? n : static_cast<std::size_t>(limit);
-  for (std::size_t i = 0; i < take; ++i) set.samples.push_back(samples[i * n / take]);
+  set.samples = evenly_spaced(samples, limit);
+  const std::size_t take = set.samples.size();
 
   set.coarse.resize(take);
   std::vector<ImageScore> scores(take);
@@ -97,18 +94,17 @@ cv::Mat refine_single_scale(AirmNet& net, const cv::Mat& bgr, const cv::Mat& coa
   return cv::Mat(static_cast<int>(H), static_cast<int>(W), CV_8UC1, pred.data_ptr<uint8_t>()).clone();
 }
 
-ValidationResult run_validation(AirmNet& net, const ValidationSet& set, const torch::Device& device, bool bf16,
-                                const std::function<bool()>& should_stop) {
+ValidationResult score_predictions(const std::vector<Sample>& samples, const Predictor& predict,
+                                   const std::function<bool()>& should_stop) {
   const auto start = std::chrono::steady_clock::now();
-  ModeRestorer mode(net);
   ValidationResult result;
   std::vector<ImageScore> scores;
-  for (std::size_t i = 0; i < set.samples.size(); ++i) {
+  for (std::size_t i = 0; i < samples.size(); ++i) {
     if (should_stop && should_stop()) {
       result.stopped = true;
       return result;
     }
-    const Sample& s = set.samples[i];
+    const Sample& s = samples[i];
     const cv::Mat gt = read_mask_u8(s.gt);
     const cv::Mat image = read_image(s.image);
     if (image.size() != gt.size()) {
@@ -116,7 +112,7 @@ ValidationResult run_validation(AirmNet& net, const ValidationSet& set, const to
                                         std::to_string(gt.rows),
                   std::to_string(image.cols) + "x" + std::to_string(image.rows));
     }
-    const cv::Mat pred = refine_single_scale(net, image, set.coarse[i], device, bf16);
+    const cv::Mat pred = predict(image, i);
     const cv::Mat ignore = s.ignore.empty() ? cv::Mat() : read_mask_u8(s.ignore);
     ImageScore score = score_masks(gt, pred, ignore);
     score.dataset = s.dataset;
@@ -127,6 +123,15 @@ ValidationResult run_validation(AirmNet& net, const ValidationSet& set, const to
   result.images = static_cast<int>(scores.size());
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+ValidationResult run_validation(AirmNet& net, const ValidationSet& set, const torch::Device& device, bool bf16,
+                                const std::function<bool()>& should_stop) {
+  EvalModeScope mode(*net);
+  return score_predictions(
+      set.samples,
+      [&](const cv::Mat& image, std::size_t i) { return refine_single_scale(net, image, set.coarse[i], device, bf16); },
+      should_stop);
 }
 
 }  // namespace airm::train_detail

@@ -121,7 +121,7 @@ TEST_F(RefineCli, ErrorsAndExitCodes) {
   EXPECT_EQ(r.rc, 2);
   r = refine(path("images/scene0.png") + " " + model());
   EXPECT_EQ(r.rc, 2);
-  EXPECT_TRUE(contains(r.output, "^error: expected IMAGE COARSE -o OUT.png")) << r.output;
+  EXPECT_TRUE(contains(r.output, "^error: expected IMAGE \\[COARSE\\] -o OUT.png")) << r.output;
   r = refine("--images " + path("images") + " " + model());
   EXPECT_EQ(r.rc, 2);
   r = refine(path("images/nope.png") + " " + path("coarse/scene0.png") + " -o " + path("e.png") + " " + model());

@@ -11,6 +11,10 @@
 #include <sstream>
 
 #include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "airm/error.hpp"
+#include "airm/synth.hpp"
 
 namespace airm::test {
 
@@ -70,6 +74,29 @@ long count_differences(const cv::Mat& a, const cv::Mat& b) {
   cv::Mat diff;
   cv::compare(a, b, diff, cv::CMP_NE);
   return cv::countNonZero(diff);
+}
+
+void make_synth_dataset(const std::filesystem::path& dir) {
+  auto make = [&](const std::string& set, int count, std::uint64_t seed) {
+    std::filesystem::create_directories(dir / set / "images");
+    std::filesystem::create_directories(dir / set / "masks");
+    SynthOptions options;
+    options.size = cv::Size(96, 80);
+    options.min_objects = 1;
+    options.max_objects = 2;
+    for (int i = 0; i < count; ++i) {
+      const Scene scene = generate_scene(options, seed + static_cast<std::uint64_t>(i));
+      const std::string name = set + "_" + std::to_string(i);
+      for (const auto& [folder, image] : {std::pair<const char*, const cv::Mat*>{"images", &scene.image},
+                                         {"masks", &scene.mask}}) {
+        const std::filesystem::path path = dir / set / folder / (name + ".png");
+        if (!cv::imwrite(path.string(), *image)) throw Error(path.string(), "could not be written");
+      }
+    }
+  };
+  make("synth_train", 6, 100);
+  make("synth_val", 2, 200);
+  write_bytes(dir / "SPLITS.md", "train: synth_train\nval: synth_val\n");
 }
 
 }  // namespace airm::test

@@ -40,6 +40,10 @@ CommandResult run_command(const std::string& command);
 // `s` single-quoted for /bin/sh.
 std::string shell_quote(const std::string& s);
 
+// A tiny dataset of generated 96x80 scenes: DIR/synth_train (6 images),
+// DIR/synth_val (2 images), and DIR/SPLITS.md naming them "train" and "val".
+void make_synth_dataset(const std::filesystem::path& dir);
+
 // Number of pixels where two single-channel masks differ.
 long count_differences(const cv::Mat& a, const cv::Mat& b);
 

@@ -73,12 +73,17 @@ struct SegmenterNetImpl : torch::nn::Module {
 TORCH_MODULE(SegmenterNet);
 
 // Foreground probability of an image: the image (CV_8U, 1/3/4 channels, BGR
-// order) is resized so that its long side is `long_side` (area filter when
+// order) is resized so that its long side is `long_side` (0: the config's
+// long_side, the scale the network was trained at; area filter when
 // shrinking, linear when enlarging), run through the network in eval mode
 // without gradients on the network's device (its mode is restored), and the
 // logits are resized bilinearly to the image size. K = 1: sigmoid(logit);
 // K > 1: 1 - p(class 0). Returns CV_32F in [0,1] of the image's size.
 // Throws airm::Error for an empty or non-8-bit image or long_side < 32.
-cv::Mat segment(SegmenterNet& net, const cv::Mat& image, int64_t long_side = 512);
+cv::Mat segment(SegmenterNet& net, const cv::Mat& image, int64_t long_side = 0);
+
+// The coarse mask a refiner takes: segment() thresholded at 1/2, CV_8UC1
+// 0/255 of the image's size.
+cv::Mat segment_mask(SegmenterNet& net, const cv::Mat& image, int64_t long_side = 0);
 
 }  // namespace airm

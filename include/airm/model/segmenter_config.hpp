@@ -32,6 +32,10 @@ struct SegmenterConfig {
   int64_t context_reduction = 4;  // channel-attention MLP: 4*decoder_dim -> /reduction
   // Stochastic depth of the MiT blocks (training only).
   double drop_path = 0.1;
+  // The long side (pixels) an image is resized to before it is segmented: the
+  // scale the network was trained at (training crops are taken at the native
+  // scale of photos about this size). segment() and `airm segment` use it.
+  int64_t long_side = 512;
 
   // The backbone's options (drop path included).
   MitOptions mit_options() const;

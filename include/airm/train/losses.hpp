@@ -75,4 +75,9 @@ torch::Tensor sobel_magnitude(const torch::Tensor& image);
 LossTerms refinement_losses(const torch::Tensor& logits, const torch::Tensor& target, bool dense, int64_t side,
                             const torch::Tensor& affinity, const LossWeights& weights);
 
+// The segmenter's soft Dice loss: 1 - (2 sum(p g) + 1) / (sum p + sum g + 1)
+// per image, p = sigmoid(logits), averaged over the batch (the +1 keeps an
+// empty prediction of an empty mask at 0). logits, target [B,...] -> scalar
+torch::Tensor soft_dice_loss(const torch::Tensor& logits, const torch::Tensor& target);
+
 }  // namespace airm

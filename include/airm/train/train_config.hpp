@@ -33,18 +33,11 @@ struct OptimizerOptions {
   static OptimizerOptions from_json(const nlohmann::json& json, const std::string& source = "");
 };
 
-struct TrainConfig {
-  ModelConfig model;
-  // Where `model` came from, as written in the file ("" when inline). A
-  // relative path is resolved against the training config's folder.
-  std::string model_file;
-  // Optional SegFormer MiT state dict to start the encoder from ("": random).
-  std::string encoder_weights;
-  // Optional weights file (airm refiner, same architecture) to start the
-  // whole network from ("": random; encoder_weights then applies on top).
-  std::string init_weights;
+// What every training run shares, whatever network it trains: the data
+// pipeline, the optimiser and its schedule, and how often the run is
+// checkpointed, validated and logged.
+struct TrainSchedule {
   DataOptions data;
-  LossWeights loss;
   OptimizerOptions optimizer;
   int64_t iterations = 45000;
   int batch = 12;
@@ -59,6 +52,27 @@ struct TrainConfig {
   std::vector<int64_t> milestone_iterations() const;
   // The lr of the step that follows `completed` steps.
   double lr_at(int64_t completed) const;
+
+  // Throws airm::Error naming the field (and `source`).
+  void validate_schedule(const std::string& source = "") const;
+  // Adds the schedule's keys to `json`.
+  void schedule_to_json(nlohmann::json& json) const;
+  // Reads the schedule's keys present in `json` (unknown keys are the caller's check).
+  void read_schedule(const nlohmann::json& json, const std::string& source);
+};
+
+// Training the refiner (AirmNet).
+struct TrainConfig : TrainSchedule {
+  ModelConfig model;
+  // Where `model` came from, as written in the file ("" when inline). A
+  // relative path is resolved against the training config's folder.
+  std::string model_file;
+  // Optional SegFormer MiT state dict to start the encoder from ("": random).
+  std::string encoder_weights;
+  // Optional weights file (airm refiner, same architecture) to start the
+  // whole network from ("": random; encoder_weights then applies on top).
+  std::string init_weights;
+  LossWeights loss;
 
   // Throws airm::Error naming the field (and `source`).
   void validate(const std::string& source = "") const;

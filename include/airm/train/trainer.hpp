@@ -51,6 +51,7 @@ struct IterationRecord {
   double total = 0;
   // NaN when the term is not computed.
   double cross_entropy = NAN, l1 = NAN, l2 = NAN, gradient = NAN, affinity = NAN;
+  double dice = NAN;  // the segmenter's
   double grad_norm = 0;     // before clipping
   double seconds = 0;       // wall time of the step, loader wait included
   double wait_seconds = 0;  // of which waiting for the loader
@@ -77,7 +78,7 @@ struct TrainerOptions {
   // Stop as if interrupted once this many iterations are done (0: never).
   int64_t stop_after = 0;
   // Called at the start of each step with the index of the step (1-based)
-  // and the network (tests: inject faults, raise signals).
+  // and the network (tests: inject faults, raise signals). Refiner runs only.
   std::function<void(int64_t iteration, AirmNet& net)> before_step;
   // Called after each step on every rank.
   std::function<void(const IterationRecord&)> after_step;
