@@ -4,7 +4,9 @@
 #include <memory>
 
 #include "airm/model/cost.hpp"
+#include "airm/model/segmenter_weights.hpp"
 #include "airm/model/weights.hpp"
+#include "airm/model/weights_file.hpp"
 #include "commands.hpp"
 
 namespace airm::cli {
@@ -23,10 +25,15 @@ int run_model(const ModelArgs& args) {
   if (args.config.empty() == args.weights.empty()) throw UsageError("expected exactly one of --config and --weights");
   if (!args.export_to.empty()) {
     if (args.weights.empty()) throw UsageError("--export needs --weights FILE");
-    AirmNet net = load_weights(args.weights);
     SaveOptions options;
     options.half = args.half;
-    save_weights(args.export_to, net, options);  // atomic
+    if (read_weights_kind(args.weights) == "segmenter") {
+      SegmenterNet net = load_segmenter_weights(args.weights);
+      save_segmenter_weights(args.export_to, net, options);  // atomic
+    } else {
+      AirmNet net = load_weights(args.weights);
+      save_weights(args.export_to, net, options);  // atomic
+    }
     std::printf("wrote %s (%s storage)\n", args.export_to.c_str(), args.half ? "fp16" : "fp32");
     return 0;
   }
@@ -70,7 +77,8 @@ Runner add_model_command(CLI::App& app) {
   sub->add_option("--weights", args->weights, "Or a weights file (its stored config)");
   sub->add_option("--size", args->size, "Input WIDTHxHEIGHT")->capture_default_str();
   sub->add_flag("--json", args->json, "Print JSON");
-  sub->add_option("--export", args->export_to, "Write the --weights file again to this path (e.g. for shipping)");
+  sub->add_option("--export", args->export_to,
+                  "Write the --weights file (refiner or segmenter) again to this path (e.g. for shipping)");
   sub->add_flag("--half", args->half, "With --export: fp16 storage (loaded back as fp32)");
   return [args] { return run_model(*args); };
 }

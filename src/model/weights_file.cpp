@@ -39,6 +39,16 @@ void write_weights_file(const std::filesystem::path& path, const torch::nn::Modu
   write_tensor_dict(dict, path);
 }
 
+std::string read_weights_kind(const std::filesystem::path& path) {
+  const TensorDict dict = read_tensor_dict(path);
+  if (dict.find(kFormatKey) == dict.end() || dict.find(kConfigKey) == dict.end()) {
+    throw Error(path.string(), "not an airm weights file (no " + std::string(kFormatKey) + " and " + kConfigKey +
+                                   " entries)");
+  }
+  auto stored_kind = dict.find(kKindKey);
+  return stored_kind == dict.end() ? kDefaultKind : tensor_text(stored_kind->second);
+}
+
 WeightsFileContents read_weights_file(const std::filesystem::path& path, const std::string& kind,
                                       int64_t max_version) {
   TensorDict dict = read_tensor_dict(path);

@@ -145,3 +145,19 @@ TEST_F(SegmentCli, RefineWithoutACoarseMaskSegmentsFirst) {
   EXPECT_EQ(r.rc, 1) << r.output;
   EXPECT_FALSE(fs::exists(*dir_ / "e.png"));
 }
+
+TEST_F(SegmentCli, ModelExportWritesSegmenterWeightsInHalfPrecision) {
+  const Result r = airm_cli("model --weights " + path("segmenter.pt") + " --export " + path("segmenter16.pt") + " --half");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  airm::SegmenterNet full = airm::load_segmenter_weights(*dir_ / "segmenter.pt");
+  airm::SegmenterNet half = airm::load_segmenter_weights(*dir_ / "segmenter16.pt");
+  EXPECT_EQ(half->config().to_json(), full->config().to_json());
+  EXPECT_LT(fs::file_size(*dir_ / "segmenter16.pt"), fs::file_size(*dir_ / "segmenter.pt") * 6 / 10);
+  const auto a = full->named_parameters(), b = half->named_parameters();
+  for (const auto& item : a) {
+    const torch::Tensor& x = item.value();
+    const torch::Tensor& y = b[item.key()];
+    EXPECT_EQ(y.scalar_type(), torch::kFloat) << item.key();
+    EXPECT_TRUE(torch::allclose(x, y, 1e-3, 1e-4)) << item.key();
+  }
+}
