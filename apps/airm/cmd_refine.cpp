@@ -23,10 +23,10 @@
 #include "airm/mask_io.hpp"
 #include "airm/model/segmenter.hpp"
 #include "airm/model/segmenter_weights.hpp"
-#include "airm/progress.hpp"
 #include "airm/refiner.hpp"
 #include "cli_files.hpp"
 #include "commands.hpp"
+#include "photo_batch.hpp"
 
 namespace airm::cli {
 namespace {
@@ -149,57 +149,37 @@ int run_batch(const Refiner& refiner, SegmenterNet* segmenter, const RefineArgs&
   fs::create_directories(out_dir);
 
   const auto start = std::chrono::steady_clock::now();
-  int refined = 0, skipped = 0, failed = 0;
+  int refined = 0, skipped = 0;
   long long queries = 0;
-  Progress progress("refine", images.size(), !args.quiet);
-  std::vector<std::string> seen;
-  for (const fs::path& image : images) {
+  const int failed = for_each_photo(images, "refine", !args.quiet, [&](const fs::path& image) {
     const std::string stem = image.stem().string();
     const fs::path out = out_dir / (stem + ".png");
-    try {
-      if (std::find(seen.begin(), seen.end(), stem) != seen.end()) {
-        throw Error(image.string(), "another image has the name " + stem + " (outputs would collide); skipped");
-      }
-      seen.push_back(stem);
-      if (fs::exists(out)) {
-        ++skipped;
-        std::printf("%s: skipped (output exists)\n", stem.c_str());
-      } else {
-        ImageJob job{image, {}, out, {}, {}};
-        if (!coarse_dir.empty()) {
-          job.coarse = find_partner(coarse_dir, image);
-          if (job.coarse.empty()) {
-            throw Error(image.string(), "no coarse mask " + stem + ".png (or another image type) in " +
-                                            coarse_dir.string());
-          }
-        }
-        if (!args.overlay.empty()) job.overlay = fs::path(args.overlay) / (stem + ".jpg");
-        if (!args.save_coarse.empty()) job.coarse_out = fs::path(args.save_coarse) / (stem + ".png");
-        const ImageResult result = refine_one(refiner, segmenter, args, job);
-        queries += result.stats.queries;
-        ++refined;
-        std::printf("%s: refined (%lld queries, %.2f s)\n", stem.c_str(), static_cast<long long>(result.stats.queries),
-                    result.stats.seconds);
-        if (args.verbose) print_stats(out, result, true);
-      }
-    } catch (const std::exception& e) {
-      ++failed;
-      std::printf("%s: failed\n", stem.c_str());
-      std::fprintf(stderr, "\nerror: %s\n", e.what());
+    if (fs::exists(out)) {
+      ++skipped;
+      std::printf("%s: skipped (output exists)\n", stem.c_str());
+      return;
     }
-    std::fflush(stdout);
-    progress.advance();
-  }
-  progress.finish();
+    ImageJob job{image, {}, out, {}, {}};
+    if (!coarse_dir.empty()) {
+      job.coarse = find_partner(coarse_dir, image);
+      if (job.coarse.empty()) {
+        throw Error(image.string(), "no coarse mask " + stem + ".png (or another image type) in " + coarse_dir.string());
+      }
+    }
+    if (!args.overlay.empty()) job.overlay = fs::path(args.overlay) / (stem + ".jpg");
+    if (!args.save_coarse.empty()) job.coarse_out = fs::path(args.save_coarse) / (stem + ".png");
+    const ImageResult result = refine_one(refiner, segmenter, args, job);
+    queries += result.stats.queries;
+    ++refined;
+    std::printf("%s: refined (%lld queries, %.2f s)\n", stem.c_str(), static_cast<long long>(result.stats.queries),
+                result.stats.seconds);
+    if (args.verbose) print_stats(out, result, true);
+  });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("refined %d, skipped %d (output exists), failed %d of %zu image(s) in %.1f s (%lld queries)\n", refined,
               skipped, failed, images.size(), seconds, queries);
   std::fflush(stdout);
-  if (failed > 0) {
-    std::fprintf(stderr, "error: %d image(s) failed\n", failed);
-    return 1;
-  }
-  return 0;
+  return batch_exit_code(failed);
 }
 
 int run_refine(RefineArgs& args) {

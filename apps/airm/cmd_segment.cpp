@@ -14,10 +14,10 @@
 #include "airm/mask_io.hpp"
 #include "airm/model/segmenter.hpp"
 #include "airm/model/segmenter_weights.hpp"
-#include "airm/progress.hpp"
 #include "airm/refiner.hpp"
 #include "cli_files.hpp"
 #include "commands.hpp"
+#include "photo_batch.hpp"
 
 namespace airm::cli {
 namespace {
@@ -75,30 +75,16 @@ int run_segment(SegmentArgs& args) {
   }
   const std::vector<fs::path> images = list_images(args.images_dir);
   fs::create_directories(args.out);
-  int done = 0, failed = 0;
-  Progress progress("segment", images.size(), !args.quiet);
-  for (const fs::path& image : images) {
+  int done = 0;
+  const int failed = for_each_photo(images, "segment", !args.quiet, [&](const fs::path& image) {
     const std::string stem = image.stem().string();
-    try {
-      const fs::path overlay = args.overlay.empty() ? fs::path() : fs::path(args.overlay) / (stem + ".jpg");
-      const double seconds = segment_one(net, args, image, fs::path(args.out) / (stem + ".png"), overlay);
-      std::printf("%s: segmented (%.2f s)\n", stem.c_str(), seconds);
-      ++done;
-    } catch (const std::exception& e) {
-      ++failed;
-      std::printf("%s: failed\n", stem.c_str());
-      std::fprintf(stderr, "\nerror: %s\n", e.what());
-    }
-    std::fflush(stdout);
-    progress.advance();
-  }
-  progress.finish();
+    const fs::path overlay = args.overlay.empty() ? fs::path() : fs::path(args.overlay) / (stem + ".jpg");
+    const double seconds = segment_one(net, args, image, fs::path(args.out) / (stem + ".png"), overlay);
+    std::printf("%s: segmented (%.2f s)\n", stem.c_str(), seconds);
+    ++done;
+  });
   std::printf("segmented %d, failed %d of %zu image(s)\n", done, failed, images.size());
-  if (failed > 0) {
-    std::fprintf(stderr, "error: %d image(s) failed\n", failed);
-    return 1;
-  }
-  return 0;
+  return batch_exit_code(failed);
 }
 
 }  // namespace

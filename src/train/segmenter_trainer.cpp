@@ -7,7 +7,6 @@
 #include "airm/error.hpp"
 #include "airm/model/segmenter.hpp"
 #include "airm/model/segmenter_weights.hpp"
-#include "airm/model/state_dict.hpp"
 #include "airm/train/losses.hpp"
 #include "autocast.hpp"
 #include "train_task.hpp"
@@ -28,15 +27,8 @@ class SegmentTask : public TrainTask {
     net_ = SegmenterNet(config.model);
     if (!options.resume && !config.init_weights.empty()) {
       SegmenterNet init = load_segmenter_weights(config.init_weights);
-      SegmenterConfig a = init->config(), b = config.model;
-      a.name = b.name = "";
-      a.drop_path = b.drop_path = 0;
-      a.long_side = b.long_side;
-      if (a.to_json() != b.to_json()) {
-        throw Error(config.init_weights, "weights of the segmenter being trained (" + config.model.to_json().dump() + ")",
-                    "another architecture (" + init->config().to_json().dump() + ")");
-      }
-      load_state_dict(*net_, state_dict_of(*init), config.init_weights);
+      start_from_weights(*net_, config.model.to_json(), *init, init->config().to_json(),
+                         {"name", "drop_path", "long_side"}, config.init_weights);
     }
     if (!options.resume && !config.encoder_weights.empty()) load_segmenter_backbone(net_, config.encoder_weights);
   }
@@ -80,11 +72,9 @@ class SegmentTask : public TrainTask {
     }
     torch::NoGradGuard no_grad;
     EvalModeScope mode(*net_);
-    const ValidationResult result = score_predictions(
-        *samples_,
-        [&](const cv::Mat& image, std::size_t) { return segment_mask(net_, image); },
-        should_stop);
-    return {result.summaries, {}, result.images, result.seconds, result.stopped};
+    return {score_predictions(
+                *samples_, [&](const cv::Mat& image, std::size_t) { return segment_mask(net_, image); }, should_stop),
+            {}};
   }
 
  private:

@@ -17,21 +17,17 @@
 #include "airm/train/data_loader.hpp"
 #include "airm/train/train_config.hpp"
 #include "airm/train/trainer.hpp"
+#include "validation.hpp"
 
 namespace airm::train_detail {
 
 // The loss terms computed in a step, by name ("total" first).
 using NamedValues = std::vector<std::pair<std::string, double>>;
 
-// A validation pass: scores per dataset then "all" (empty if stopped), and
-// the scores of the network's input masks, when it has any (the refiner's
-// coarse masks; none for the segmenter).
-struct TaskValidation {
-  std::vector<Summary> summaries;
+// A validation pass (validation.hpp), with the scores of the network's input
+// masks when it has any (the refiner's coarse masks; none for the segmenter).
+struct TaskValidation : ValidationResult {
   std::vector<Summary> input_summaries;
-  int images = 0;
-  double seconds = 0;
-  bool stopped = false;
 };
 
 class TrainTask {

@@ -5,7 +5,6 @@
 
 #include "airm/error.hpp"
 #include "airm/model/implicit_function.hpp"
-#include "airm/model/state_dict.hpp"
 #include "airm/model/weights.hpp"
 #include "airm/train/losses.hpp"
 #include "autocast.hpp"
@@ -28,14 +27,8 @@ class RefineTask : public TrainTask {
     if (!options.resume && !config.init_weights.empty()) {
       // The whole network from a weights file of the same architecture (its config may differ in name only).
       AirmNet init = airm::load_weights(config.init_weights);
-      ModelConfig a = init->config(), b = config.model;
-      a.name = b.name = "";
-      a.drop_path = b.drop_path = 0;
-      if (a.to_json() != b.to_json()) {
-        throw Error(config.init_weights, "weights of the model being trained (" + config.model.to_json().dump() + ")",
-                    "another architecture (" + init->config().to_json().dump() + ")");
-      }
-      load_state_dict(*net_, state_dict_of(*init), config.init_weights);
+      start_from_weights(*net_, config.model.to_json(), *init, init->config().to_json(), {"name", "drop_path"},
+                         config.init_weights);
     }
     if (!options.resume && !config.encoder_weights.empty()) load_mit_state_dict(net_->mit_, config.encoder_weights);
     cell_ = cell_for(config.data.crop, config.data.crop, torch::TensorOptions().device(options.device));
@@ -83,8 +76,7 @@ class RefineTask : public TrainTask {
 
   TaskValidation validate(const std::function<bool()>& should_stop) override {
     if (!val_set_) val_set_ = load_validation_set(config_, options_);
-    const ValidationResult result = run_validation(net_, *val_set_, options_.device, config_.bf16, should_stop);
-    return {result.summaries, val_set_->coarse_summaries, result.images, result.seconds, result.stopped};
+    return {run_validation(net_, *val_set_, options_.device, config_.bf16, should_stop), val_set_->coarse_summaries};
   }
 
   void before_step(int64_t step) override {

@@ -8,6 +8,7 @@
 #include "airm/atomic_file.hpp"
 #include "airm/dataset.hpp"
 #include "airm/error.hpp"
+#include "airm/model/state_dict.hpp"
 #include "airm/parallel.hpp"
 #include "../json_fields.hpp"
 #include "checkpoint.hpp"
@@ -144,6 +145,21 @@ int64_t checkpoint_iteration(const fs::path& dir) {
   } catch (const std::exception&) {
     return -1;
   }
+}
+
+void start_from_weights(torch::nn::Module& net, const nlohmann::json& config, const torch::nn::Module& init,
+                        const nlohmann::json& init_config, const std::vector<std::string>& may_differ,
+                        const std::string& file) {
+  nlohmann::json a = config, b = init_config;
+  for (const std::string& key : may_differ) {
+    a.erase(key);
+    b.erase(key);
+  }
+  if (a != b) {
+    throw Error(file, "weights of the network being trained (" + config.dump() + ")",
+                "another architecture (" + init_config.dump() + ")");
+  }
+  load_state_dict(net, state_dict_of(init), file);
 }
 
 IterationRecord make_record(int64_t iteration, double lr, const NamedValues& losses) {

@@ -49,6 +49,13 @@ struct RunState {
 // The iteration recorded in a checkpoint folder (-1 if unreadable).
 int64_t checkpoint_iteration(const std::filesystem::path& dir);
 
+// Starts `net` from `init` (a network loaded from the weights file `file`)
+// when their configs agree in every key but `may_differ` (names, stochastic
+// depth...); else airm::Error naming the file and both configs.
+void start_from_weights(torch::nn::Module& net, const nlohmann::json& config, const torch::nn::Module& init,
+                        const nlohmann::json& init_config, const std::vector<std::string>& may_differ,
+                        const std::string& file);
+
 // The record of a step from its loss values ("total" and the terms by name).
 IterationRecord make_record(int64_t iteration, double lr, const NamedValues& losses);
 
