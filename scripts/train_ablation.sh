@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The refiner ablation of docs/RESULTS.md with one budget: each row of the paper's Table 4 trained by
-# configs/train/ablation_<row>.json (the default refiner's data and losses, 1,000 iterations of batch 8
+# configs/train/ablation_<row>.json (the default refiner's data and losses, 500 iterations of batch 8
 # from random weights) into runs/ablation/<row>. Re-running the script resumes an unfinished run and
 # skips finished ones, so it can be stopped (Ctrl-C checkpoints) and started again at will.
 #

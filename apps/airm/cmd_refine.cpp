@@ -261,6 +261,9 @@ Runner add_refine_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--band", args->options.band, "Adaptive: re-query within N px of the boundary")
       ->capture_default_str();
+  sub->add_option("--first-band", args->options.first_band,
+                  "First scale: query within N px of the coarse boundary, keep the coarse mask elsewhere (0: every pixel)")
+      ->capture_default_str();
   sub->add_option("--chunk", args->options.chunk_size, "Queries per MLP evaluation")->capture_default_str();
   sub->add_flag("--quiet", args->quiet, "No progress line (batch mode still prints one result line per image on stdout)");
   sub->add_flag("--verbose", args->verbose, "Per-scale statistics");

@@ -16,11 +16,14 @@
 //    full grid: it is continuous), or, with tile_size > 0, the full grid
 //    encoded in overlapping tiles whose feature maps are blended with linear
 //    ramps. Either way no attention larger than one capped input/tile exists.
-//  - Queries. Every pixel of the first grid is queried. Later stages query
-//    (adaptive, the default) only the pixels whose bilinearly upsampled
-//    probability is uncertain (in [uncertain_low, uncertain_high]) or lies
+//  - Queries. The first grid queries the pixels whose coarse probability is
+//    uncertain (in [uncertain_low, uncertain_high]) or lies within
+//    `first_band` px of its 0.5 boundary (first_band = 0: every pixel, as
+//    CRM does); the others keep the coarse value, so nothing far from the
+//    coarse boundary changes. Later stages query (adaptive, the default) the
+//    pixels whose bilinearly upsampled probability is uncertain or lies
 //    within `band` px of its 0.5 boundary; the others keep the upsampled
-//    value. `dense` queries every pixel (the reference). Queries are streamed
+//    value. `dense` queries every pixel of every stage (the reference). Queries are streamed
 //    in row-major blocks: coordinates (make_pixel_grid) and the guide (RGB +
 //    mask at the query, read from the image at the grid size) exist per block
 //    only, and the MLP runs chunk_size queries at a time.
@@ -61,6 +64,7 @@ struct RefineOptions {
   int first_long_side = 512;  // automatic scales only
 
   bool dense = false;            // query every pixel of every stage
+  int first_band = 16;           // first stage: query within this many px of the coarse boundary (0: all)
   double uncertain_low = 0.05;   // adaptive: re-query p in [low, high] ...
   double uncertain_high = 0.95;
   int band = 3;                  // ... or within this many px of the p > 0.5 boundary

@@ -70,12 +70,12 @@ void query_block(AirmNet& net, const StageEncoding& enc, const cv::Mat& image, c
 
 }  // namespace
 
-cv::Mat select_queries(const cv::Mat& prob, const RefineOptions& options) {
+cv::Mat select_queries(const cv::Mat& prob, const RefineOptions& options, int band) {
   cv::Mat selection;
   cv::inRange(prob, options.uncertain_low, options.uncertain_high, selection);  // 255 inside
-  if (options.band > 0) {
+  if (band > 0) {
     const cv::Mat binary = prob > 0.5;
-    const cv::Mat kernel = cv::getStructuringElement(cv::MORPH_RECT, {2 * options.band + 1, 2 * options.band + 1});
+    const cv::Mat kernel = cv::getStructuringElement(cv::MORPH_RECT, {2 * band + 1, 2 * band + 1});
     cv::Mat dilated, eroded;
     cv::dilate(binary, dilated, kernel);
     cv::erode(binary, eroded, kernel);

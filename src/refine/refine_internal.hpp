@@ -44,8 +44,9 @@ struct StageEncoding {
 StageEncoding encode_stage(AirmNet& net, const cv::Mat& image, const cv::Mat& mask, int pad,
                            const RefineOptions& options, const torch::Device& device);
 
-// Adaptive selection on the upsampled probabilities: CV_8UC1, non-zero = query.
-cv::Mat select_queries(const cv::Mat& prob, const RefineOptions& options);
+// Adaptive selection on a stage's input probabilities: CV_8UC1, non-zero = query: p uncertain
+// ([uncertain_low, uncertain_high]) or within `band` px (Chebyshev) of the p > 0.5 boundary.
+cv::Mat select_queries(const cv::Mat& prob, const RefineOptions& options, int band);
 
 // Queries the selected pixels (empty selection: all) of the grid of `prob` (CV_32FC1, updated in place with
 // the refined probabilities; its values are also the guide's mask), with `image` (CV_8UC3 BGR, the grid's

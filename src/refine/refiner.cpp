@@ -105,6 +105,7 @@ void RefineOptions::validate() const {
   require(first_long_side >= 1, "first_long_side must be >= 1, got " + std::to_string(first_long_side));
   require(uncertain_low <= uncertain_high, "uncertain_low must be <= uncertain_high");
   require(band >= 0, "band must be >= 0, got " + std::to_string(band));
+  require(first_band >= 0, "first_band must be >= 0, got " + std::to_string(first_band));
   require(max_encoder_side >= 32, "max_encoder_side must be >= 32, got " + std::to_string(max_encoder_side));
   require(tile_size == 0 || (tile_size >= 64 && tile_size % 32 == 0),
           "tile_size must be 0 or a multiple of 32 of at least 64, got " + std::to_string(tile_size));
@@ -184,7 +185,9 @@ cv::Mat Refiner::refine(const cv::Mat& image, const cv::Mat& coarse, const Refin
     s.encoder = encoding.padded;
     s.tiles = encoding.tiles;
 
-    const cv::Mat selection = (k == 0 || options.dense) ? cv::Mat() : rd::select_queries(grid_prob, options);
+    const bool every_pixel = options.dense || (k == 0 && options.first_band == 0);
+    const cv::Mat selection =
+        every_pixel ? cv::Mat() : rd::select_queries(grid_prob, options, k == 0 ? options.first_band : options.band);
     s.queries = rd::query_stage(net, encoding, rd::resize_to(bgr, s.grid), grid_prob, selection, options, device_);
     prob = grid_prob;
     s.seconds = std::chrono::duration<double>(Clock::now() - stage_start).count();

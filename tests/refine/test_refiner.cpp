@@ -93,10 +93,13 @@ TEST_F(RefinerTest, TinyAndOddSizes) {
     cv::randu(image, 0, 255);
     cv::Mat coarse = cv::Mat::zeros(size, CV_8UC1);
     cv::circle(coarse, {size.width / 2, size.height / 2}, std::max(1, size.width / 3), 255, -1);
+    RefineOptions every_pixel;
+    every_pixel.first_band = 0;
     airm::RefineStats stats;
-    const cv::Mat p = refiner().refine(image, coarse, {}, &stats);
-    expect_probabilities(p, size);
+    expect_probabilities(refiner().refine(image, coarse, every_pixel, &stats), size);
     EXPECT_EQ(stats.queries, static_cast<int64_t>(size.area()));  // one stage, every pixel
+    expect_probabilities(refiner().refine(image, coarse, {}, &stats), size);
+    EXPECT_LE(stats.queries, static_cast<int64_t>(size.area()));  // one stage, near the boundary
   }
   // No padding at all on a 1x1 image still runs.
   RefineOptions no_pad;
@@ -205,15 +208,44 @@ TEST_F(RefinerTest, SelectionIsUncertainOrNearTheBoundary) {
   cv::Mat p(40, 40, CV_32F, 0.0f);
   p(cv::Rect(20, 0, 20, 40)).setTo(1.0f);  // a vertical edge between columns 19 and 20
   p.at<float>(5, 5) = 0.5f;                // one uncertain pixel far from it
-  RefineOptions options;
-  options.band = 2;
-  const cv::Mat s = airm::refine_detail::select_queries(p, options);
+  const cv::Mat s = airm::refine_detail::select_queries(p, RefineOptions(), 2);
   EXPECT_NE(s.at<unsigned char>(5, 5), 0);
   EXPECT_NE(s.at<unsigned char>(10, 18), 0);  // within 2 px of the edge (between columns 19 and 20)
   EXPECT_NE(s.at<unsigned char>(10, 21), 0);
   EXPECT_EQ(s.at<unsigned char>(10, 17), 0);
   EXPECT_EQ(s.at<unsigned char>(10, 22), 0);
   EXPECT_EQ(cv::countNonZero(s), 1 + 40 * 4);
+}
+
+TEST_F(RefinerTest, FirstBandIsTheDenseFirstStageNearTheBoundaryAndTheCoarseMaskElsewhere) {
+  // Awkward sizes (prime, odd, a 1-pixel-wide strip), one stage so the first stage is the result.
+  for (const cv::Size size : {cv::Size(211, 157), cv::Size(97, 131), cv::Size(1, 61)}) {
+    SCOPED_TRACE(std::to_string(size.width) + "x" + std::to_string(size.height));
+    const airm::test::TestScene scene = airm::test::make_scene(size, 23);
+    RefineOptions dense_first, banded;
+    dense_first.scales = banded.scales = {1.0};
+    dense_first.first_band = 0;
+    banded.first_band = 5;
+    airm::RefineStats dense_stats, banded_stats;
+    const cv::Mat reference = follower().refine(scene.image, scene.coarse, dense_first, &dense_stats);
+    const cv::Mat result = follower().refine(scene.image, scene.coarse, banded, &banded_stats);
+    cv::Mat coarse;
+    scene.coarse.convertTo(coarse, CV_32F, 1.0 / 255.0);
+    const cv::Mat selected = airm::refine_detail::select_queries(coarse, banded, 5);
+    EXPECT_EQ(banded_stats.queries, cv::countNonZero(selected));
+    EXPECT_EQ(dense_stats.queries, static_cast<int64_t>(size.area()));
+    double near = 0, far = 0;
+    for (int y = 0; y < size.height; ++y) {
+      for (int x = 0; x < size.width; ++x) {
+        const float got = result.at<float>(y, x);
+        const float want = selected.at<unsigned char>(y, x) ? reference.at<float>(y, x) : coarse.at<float>(y, x);
+        (selected.at<unsigned char>(y, x) ? near : far) = std::max<double>(
+            selected.at<unsigned char>(y, x) ? near : far, std::abs(got - want));
+      }
+    }
+    EXPECT_LE(near, 1e-5);  // the same queries of the same encoding (blocks may differ)
+    EXPECT_EQ(far, 0.0);     // untouched: the coarse value itself
+  }
 }
 
 TEST_F(RefinerTest, ChunkedEqualsUnchunked) {
