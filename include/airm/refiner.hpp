@@ -107,7 +107,8 @@ class Refiner {
  public:
   // Loads a weights file (load_weights) once.
   explicit Refiner(const std::filesystem::path& weights, RefinerOptions options = {});
-  // Uses `net` (shared, not copied: it is put in eval mode and moved to the device). The bfloat16 copy
+  // Uses `net` (shared, not copied: it is put in eval mode, its denormal weights are set to zero, and it is
+  // moved to the device). The bfloat16 copy
   // used by RefineOptions::bf16 is made here: later changes to `net`'s weights do not reach it.
   explicit Refiner(AirmNet net, RefinerOptions options = {});
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include <opencv2/imgproc.hpp>
@@ -136,6 +137,21 @@ void retain_freed_memory() {
 #endif
 }
 
+namespace refine_detail {
+
+void flush_denormal_weights(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  const double smallest_normal = std::numeric_limits<float>::min();
+  for (torch::Tensor& t : module.parameters()) {
+    if (t.is_floating_point()) t.masked_fill_(t.abs() < smallest_normal, 0);
+  }
+  for (torch::Tensor& t : module.buffers()) {
+    if (t.is_floating_point()) t.masked_fill_(t.abs() < smallest_normal, 0);
+  }
+}
+
+}  // namespace refine_detail
+
 Refiner::Refiner(const std::filesystem::path& weights, RefinerOptions options)
     : Refiner(load_weights(weights), std::move(options)) {}
 
@@ -144,6 +160,9 @@ Refiner::Refiner(AirmNet net, RefinerOptions options) : net_(std::move(net)) {
   device_ = parse_device(options.device);
   if (options.threads > 0) torch::set_num_threads(options.threads);
   net_->eval();
+  // Weights that weight decay shrank below the smallest normal float make every product with them ~5x
+  // slower on x86 (measured: 7.9 s instead of 0.9 s for one 481x321 image); they contribute nothing.
+  refine_detail::flush_denormal_weights(*net_);
   net_->to(device_);
   // LibTorch 1.13's CPU autocast leaves LayerNorm in the input's dtype with fp32 weights (an error), so bf16
   // runs a bf16 copy of the whole network instead (a few MB; made here, so refine() stays read-only).
