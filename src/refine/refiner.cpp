@@ -142,11 +142,10 @@ namespace refine_detail {
 void flush_denormal_weights(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
   const double smallest_normal = std::numeric_limits<float>::min();
-  for (torch::Tensor& t : module.parameters()) {
-    if (t.is_floating_point()) t.masked_fill_(t.abs() < smallest_normal, 0);
-  }
-  for (torch::Tensor& t : module.buffers()) {
-    if (t.is_floating_point()) t.masked_fill_(t.abs() < smallest_normal, 0);
+  for (const std::vector<torch::Tensor>& tensors : {module.parameters(), module.buffers()}) {
+    for (const torch::Tensor& t : tensors) {
+      if (t.is_floating_point()) t.masked_fill_(t.abs() < smallest_normal, 0);
+    }
   }
 }
 

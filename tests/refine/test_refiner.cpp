@@ -237,10 +237,10 @@ TEST_F(RefinerTest, FirstBandIsTheDenseFirstStageNearTheBoundaryAndTheCoarseMask
     double near = 0, far = 0;
     for (int y = 0; y < size.height; ++y) {
       for (int x = 0; x < size.width; ++x) {
-        const float got = result.at<float>(y, x);
-        const float want = selected.at<unsigned char>(y, x) ? reference.at<float>(y, x) : coarse.at<float>(y, x);
-        (selected.at<unsigned char>(y, x) ? near : far) = std::max<double>(
-            selected.at<unsigned char>(y, x) ? near : far, std::abs(got - want));
+        const bool queried = selected.at<unsigned char>(y, x) != 0;
+        const float want = queried ? reference.at<float>(y, x) : coarse.at<float>(y, x);
+        double& worst = queried ? near : far;
+        worst = std::max<double>(worst, std::abs(result.at<float>(y, x) - want));
       }
     }
     EXPECT_LE(near, 1e-5);  // the same queries of the same encoding (blocks may differ)
