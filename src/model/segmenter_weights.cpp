@@ -1,6 +1,7 @@
 #include "airm/model/segmenter_weights.hpp"
 
 #include "airm/error.hpp"
+#include "airm/model/denormals.hpp"
 
 namespace airm {
 namespace {
@@ -24,6 +25,7 @@ SegmenterNet load_segmenter_weights(const std::filesystem::path& path) {
   WeightsFileContents file = read_segmenter_file(path);
   SegmenterNet net(SegmenterConfig::from_json(file.config, path.string()));
   load_weights_tensors(*net, std::move(file.tensors), path.string());
+  zero_denormal_weights(*net);  // a new network is for inference or an init: no resume to keep bit-exact
   return net;
 }
 

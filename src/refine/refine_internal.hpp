@@ -44,9 +44,6 @@ struct StageEncoding {
 StageEncoding encode_stage(AirmNet& net, const cv::Mat& image, const cv::Mat& mask, int pad,
                            const RefineOptions& options, const torch::Device& device);
 
-// Sets the floating-point parameters and buffers whose magnitude is below the smallest normal float to 0.
-void flush_denormal_weights(torch::nn::Module& module);
-
 // Adaptive selection on a stage's input probabilities: CV_8UC1, non-zero = query: p uncertain
 // ([uncertain_low, uncertain_high]) or within `band` px (Chebyshev) of the p > 0.5 boundary.
 cv::Mat select_queries(const cv::Mat& prob, const RefineOptions& options, int band);

@@ -26,11 +26,13 @@ void save_segmenter_weights(const std::filesystem::path& path, SegmenterNet& net
 SegmenterConfig read_segmenter_weights_config(const std::filesystem::path& path);
 
 // Builds the segmenter the file describes and loads its tensors (on CPU; move
-// it with ->to(device)). Throws airm::Error naming the file on any mismatch.
+// it with ->to(device)), with denormal weights zeroed (denormals.hpp). Throws
+// airm::Error naming the file on any mismatch.
 SegmenterNet load_segmenter_weights(const std::filesystem::path& path);
 
 // Loads a segmenter weights file into an existing network of the same
-// config (else airm::Error naming the file and both configs).
+// config (else airm::Error naming the file and both configs), bit-exact
+// (denormals kept: this is how a training run resumes).
 void load_segmenter_weights_into(SegmenterNet& net, const std::filesystem::path& path);
 
 // Loads an (official SegFormer) MiT checkpoint into the segmenter's backbone
