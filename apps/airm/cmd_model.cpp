@@ -1,10 +1,14 @@
 // airm model: what a configuration (or a weights file) builds: parameters
-// and GFLOPs per module.
+// and GFLOPs per module; and re-export (fp16) or average weights files.
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "airm/model/cost.hpp"
 #include "airm/model/segmenter_weights.hpp"
+#include "airm/model/weight_averaging.hpp"
 #include "airm/model/weights.hpp"
 #include "airm/model/weights_file.hpp"
 #include "commands.hpp"
@@ -19,9 +23,29 @@ struct ModelArgs {
   bool json = false;
   std::string export_to;
   bool half = false;
+  std::vector<std::string> average;
+  std::vector<double> coefficients;
 };
 
+int run_average(const ModelArgs& args) {
+  if (!args.config.empty() || !args.weights.empty()) throw UsageError("--average replaces --config and --weights");
+  if (args.export_to.empty()) throw UsageError("--average needs --export FILE (where the mean is written)");
+  if (!args.coefficients.empty() && args.coefficients.size() != args.average.size()) {
+    throw UsageError("expected one --coefficients value per --average file (" + std::to_string(args.average.size()) +
+                     "), got " + std::to_string(args.coefficients.size()));
+  }
+  SaveOptions options;
+  options.half = args.half;
+  const std::vector<std::filesystem::path> inputs(args.average.begin(), args.average.end());
+  average_weights_files(inputs, args.coefficients, args.export_to, options);  // atomic
+  std::printf("wrote %s: the mean of %zu weights files (%s storage)\n", args.export_to.c_str(), inputs.size(),
+              args.half ? "fp16" : "as the first file's");
+  return 0;
+}
+
 int run_model(const ModelArgs& args) {
+  if (!args.average.empty()) return run_average(args);
+  if (!args.coefficients.empty()) throw UsageError("--coefficients goes with --average");
   if (args.config.empty() == args.weights.empty()) throw UsageError("expected exactly one of --config and --weights");
   if (!args.export_to.empty()) {
     if (args.weights.empty()) throw UsageError("--export needs --weights FILE");
@@ -80,6 +104,12 @@ Runner add_model_command(CLI::App& app) {
   sub->add_option("--export", args->export_to,
                   "Write the --weights file (refiner or segmenter) again to this path (e.g. for shipping)");
   sub->add_flag("--half", args->half, "With --export: fp16 storage (loaded back as fp32)");
+  sub->add_option("--average", args->average,
+                  "Weights files of one network (same config) to average into --export (checkpoint averaging)")
+      ->expected(1, -1);
+  sub->add_option("--coefficients", args->coefficients,
+                  "With --average: one non-negative weight per file, summing to 1 (default: equal)")
+      ->delimiter(',');
   return [args] { return run_model(*args); };
 }
 

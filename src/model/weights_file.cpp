@@ -27,7 +27,11 @@ std::string tensor_text(const torch::Tensor& t) {
 
 void write_weights_file(const std::filesystem::path& path, const torch::nn::Module& module, const std::string& kind,
                         int64_t version, const nlohmann::json& config, const SaveOptions& options) {
-  TensorDict dict = state_dict_of(module);
+  write_weights_file(path, state_dict_of(module), kind, version, config, options);
+}
+
+void write_weights_file(const std::filesystem::path& path, TensorDict dict, const std::string& kind,
+                        int64_t version, const nlohmann::json& config, const SaveOptions& options) {
   if (options.half) {
     for (auto& [key, tensor] : dict) {
       if (tensor.is_floating_point()) tensor = tensor.to(torch::kHalf);

@@ -61,6 +61,18 @@ if [ -f "$model" ]; then
   check model-export-needs-weights 2 "^error: --export needs --weights" -- "$airm" model --config x.json --export "$work/y.pt"
   if [ "$("$airm" model --weights "$model" | head -1)" = "$("$airm" model --weights "$work/half.pt" | head -1)" ]; then
     passes=$((passes + 1)); else echo "FAIL model-export: another network"; failures=$((failures + 1)); fi
+  # airm model --average: checkpoint averaging (the mean of a file with itself describes the same network).
+  check model-average 0 "wrote .*the mean of 2 weights files" -- "$airm" model --average "$model" "$work/half.pt" \
+    --coefficients 0.3,0.7 --export "$work/mean.pt"
+  check model-average-needs-export 2 "^error: --average needs --export" -- "$airm" model --average "$model" "$model"
+  check model-average-coefficients 2 "^error: expected one --coefficients value per --average file \(2\), got 3" -- \
+    "$airm" model --average "$model" "$model" --coefficients 0.2,0.3,0.5 --export "$work/bad.pt"
+  check model-average-sum 1 "^error: expected coefficients summing to 1" -- \
+    "$airm" model --average "$model" "$model" --coefficients 0.2,0.3 --export "$work/bad.pt"
+  if [ -e "$work/bad.pt" ]; then echo "FAIL model-average: output written on error"; failures=$((failures + 1)); else
+    passes=$((passes + 1)); fi
+  if [ "$("$airm" model --weights "$model" | head -1)" = "$("$airm" model --weights "$work/mean.pt" | head -1)" ]; then
+    passes=$((passes + 1)); else echo "FAIL model-average: another network"; failures=$((failures + 1)); fi
 fi
 
 echo "$passes passed, $failures failed"

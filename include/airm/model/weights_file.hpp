@@ -31,6 +31,10 @@ struct WeightsFileContents {
 void write_weights_file(const std::filesystem::path& path, const torch::nn::Module& module, const std::string& kind,
                         int64_t version, const nlohmann::json& config, const SaveOptions& options = SaveOptions());
 
+// The same, from parameters and buffers already gathered by key.
+void write_weights_file(const std::filesystem::path& path, TensorDict tensors, const std::string& kind,
+                        int64_t version, const nlohmann::json& config, const SaveOptions& options = SaveOptions());
+
 // The kind of an airm weights file ("refiner" or "segmenter"). Throws
 // airm::Error naming the file if it is not an airm weights file.
 std::string read_weights_kind(const std::filesystem::path& path);
