@@ -21,15 +21,7 @@ using airm::test::write_bytes;
 
 namespace {
 
-// The airm::Error message `action` throws, or a note that it threw none.
-std::string error_message(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const airm::Error& e) {
-    return e.what();
-  }
-  return "(no airm::Error)";
-}
+using airm::test::error_message;
 
 // A colourful BGR test picture: gradients plus a white block at the top left.
 cv::Mat test_picture(cv::Size size) {

@@ -23,14 +23,7 @@ using airm::test::write_bytes;
 
 namespace {
 
-std::string error_message(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const airm::Error& e) {
-    return e.what();
-  }
-  return "(no airm::Error)";
-}
+using airm::test::error_message;
 
 std::string big_endian_32(std::uint32_t v) {
   return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};

@@ -55,14 +55,7 @@ void run_in_training(ResNetEncoder& encoder, int64_t in_channels) {
   encoder->eval();
 }
 
-std::string thrown_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const airm::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using airm::test::error_message;
 
 TEST(ResNet, OutputStridesAndChannelsOnOddInput) {
   torch::manual_seed(0);
@@ -258,7 +251,7 @@ TEST(ResNet, LoadErrorsNameTheKeysAndLeaveTheModelUnchanged) {
   auto missing = good;
   missing.erase("layer2.1.conv2.weight");
   save_dict(missing, dir / "missing.pt");
-  std::string msg = thrown_message([&] { airm::load_resnet_state_dict(target, (dir / "missing.pt").string()); });
+  std::string msg = error_message([&] { airm::load_resnet_state_dict(target, (dir / "missing.pt").string()); });
   EXPECT_NE(msg.find("missing keys: layer2.1.conv2.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("missing.pt"), std::string::npos) << msg;
   expect_unchanged();
@@ -266,14 +259,14 @@ TEST(ResNet, LoadErrorsNameTheKeysAndLeaveTheModelUnchanged) {
   auto unexpected = good;
   unexpected["layer3.6.conv1.weight"] = torch::zeros({256, 1024, 1, 1});
   save_dict(unexpected, dir / "unexpected.pt");
-  msg = thrown_message([&] { airm::load_resnet_state_dict(target, (dir / "unexpected.pt").string()); });
+  msg = error_message([&] { airm::load_resnet_state_dict(target, (dir / "unexpected.pt").string()); });
   EXPECT_NE(msg.find("unexpected keys: layer3.6.conv1.weight"), std::string::npos) << msg;
   expect_unchanged();
 
   auto mismatched = good;
   mismatched["layer1.0.conv2.weight"] = torch::zeros({64, 64, 1, 1});
   save_dict(mismatched, dir / "shape.pt");
-  msg = thrown_message([&] { airm::load_resnet_state_dict(target, (dir / "shape.pt").string()); });
+  msg = error_message([&] { airm::load_resnet_state_dict(target, (dir / "shape.pt").string()); });
   EXPECT_NE(msg.find("shape mismatches: layer1.0.conv2.weight"), std::string::npos) << msg;
   expect_unchanged();
 
@@ -281,14 +274,14 @@ TEST(ResNet, LoadErrorsNameTheKeysAndLeaveTheModelUnchanged) {
   auto wide = good;
   wide["conv1.weight"] = torch::zeros({64, 5, 7, 7});
   save_dict(wide, dir / "wide.pt");
-  msg = thrown_message([&] { airm::load_resnet_state_dict(target, (dir / "wide.pt").string()); });
+  msg = error_message([&] { airm::load_resnet_state_dict(target, (dir / "wide.pt").string()); });
   EXPECT_NE(msg.find("conv1.weight"), std::string::npos) << msg;
   expect_unchanged();
 
-  msg = thrown_message([&] { airm::load_resnet_state_dict(target, (dir / "absent.pt").string()); });
+  msg = error_message([&] { airm::load_resnet_state_dict(target, (dir / "absent.pt").string()); });
   EXPECT_NE(msg.find("absent.pt"), std::string::npos) << msg;
   airm::test::write_bytes(dir / "garbage.pt", "not a pickle");
-  msg = thrown_message([&] { airm::load_resnet_state_dict(target, (dir / "garbage.pt").string()); });
+  msg = error_message([&] { airm::load_resnet_state_dict(target, (dir / "garbage.pt").string()); });
   EXPECT_NE(msg.find("garbage.pt"), std::string::npos) << msg;
   expect_unchanged();
 }

@@ -51,14 +51,7 @@ void randomize_offsets(SegmenterNet& net) {
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const airm::Error& e) {
-    return e.what();
-  }
-  return "(no airm::Error)";
-}
+using airm::test::error_message;
 
 }  // namespace
 
@@ -69,12 +62,12 @@ TEST(SegmenterConfig, JsonRoundTripAndUnknownKeys) {
   EXPECT_EQ(SegmenterConfig::from_json(config.to_json()).to_json(), config.to_json());
   nlohmann::json typo = config.to_json();
   typo["sr"] = true;
-  EXPECT_EQ(error_of([&] { SegmenterConfig::from_json(typo, "s.json"); }), "s.json: unknown segmenter config key 'sr'");
+  EXPECT_EQ(error_message([&] { SegmenterConfig::from_json(typo, "s.json"); }), "s.json: unknown segmenter config key 'sr'");
   for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
            {"encoder", "resnet50"}, {"num_classes", 0}, {"decoder_dim", -1}, {"drop_path", 1.0}, {"srm", "yes"}}) {
     nlohmann::json bad = config.to_json();
     bad[key] = value;
-    EXPECT_NE(error_of([&] { SegmenterConfig::from_json(bad, "s.json"); }).find(key), std::string::npos) << key;
+    EXPECT_NE(error_message([&] { SegmenterConfig::from_json(bad, "s.json"); }).find(key), std::string::npos) << key;
   }
 }
 
@@ -242,7 +235,7 @@ TEST(SegmenterWeights, RoundTripIsBitExact) {
   same->eval();
   EXPECT_TRUE(same->forward(input).equal(net->forward(input)));
   SegmenterNet other(test_config(false, true, 2));
-  EXPECT_NE(error_of([&] { airm::load_segmenter_weights_into(other, tmp / "seg.pt"); }).find("seg.pt"),
+  EXPECT_NE(error_message([&] { airm::load_segmenter_weights_into(other, tmp / "seg.pt"); }).find("seg.pt"),
             std::string::npos);
 }
 
@@ -255,7 +248,7 @@ TEST(SegmenterWeights, RefinerAndSegmenterFilesRefuseEachOther) {
   airm::AirmNet refiner(refiner_config);
   const fs::path refiner_file = tmp / "refiner.pt";
   airm::save_weights(refiner_file, refiner);
-  const std::string message = error_of([&] { airm::load_segmenter_weights(refiner_file); });
+  const std::string message = error_message([&] { airm::load_segmenter_weights(refiner_file); });
   EXPECT_NE(message.find(refiner_file.string()), std::string::npos) << message;
   EXPECT_NE(message.find("refiner weights file"), std::string::npos) << message;
   EXPECT_THROW(airm::read_segmenter_weights_config(refiner_file), airm::Error);
@@ -267,12 +260,12 @@ TEST(SegmenterWeights, RefinerAndSegmenterFilesRefuseEachOther) {
 
   // A bare state dict, a newer format version, a missing file.
   airm::write_tensor_dict(airm::state_dict_of(*net), tmp / "bare.pt");
-  EXPECT_NE(error_of([&] { airm::load_segmenter_weights(tmp / "bare.pt"); }).find("not an airm segmenter weights file"),
+  EXPECT_NE(error_message([&] { airm::load_segmenter_weights(tmp / "bare.pt"); }).find("not an airm segmenter weights file"),
             std::string::npos);
   airm::TensorDict newer = airm::read_tensor_dict(segmenter_file);
   newer["__airm_format__"] = torch::tensor({int64_t{99}});
   airm::write_tensor_dict(newer, tmp / "newer.pt");
-  EXPECT_NE(error_of([&] { airm::load_segmenter_weights(tmp / "newer.pt"); }).find("version 99"), std::string::npos);
+  EXPECT_NE(error_message([&] { airm::load_segmenter_weights(tmp / "newer.pt"); }).find("version 99"), std::string::npos);
   EXPECT_THROW(airm::load_segmenter_weights(tmp / "missing.pt"), airm::Error);
 }
 

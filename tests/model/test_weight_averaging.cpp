@@ -29,14 +29,7 @@ airm::AirmNet save_refiner(const std::filesystem::path& path, uint64_t seed,
   return net;
 }
 
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const airm::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using airm::test::error_message;
 
 }  // namespace
 
@@ -134,24 +127,24 @@ TEST(AverageWeightsFiles, MismatchesAreRefusedNamingTheFile) {
   airm::test::write_bytes(tmp / "junk.pt", "not a weights file");
   const std::filesystem::path out = tmp / "out.pt";
 
-  EXPECT_NE(error_of([&] { airm::average_weights_files({tmp / "a.pt", tmp / "sirmf.pt"}, {}, out); })
+  EXPECT_NE(error_message([&] { airm::average_weights_files({tmp / "a.pt", tmp / "sirmf.pt"}, {}, out); })
                 .find("sirmf.pt: expected the network config"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { airm::average_weights_files({tmp / "a.pt", tmp / "seg.pt"}, {}, out); })
+  EXPECT_NE(error_message([&] { airm::average_weights_files({tmp / "a.pt", tmp / "seg.pt"}, {}, out); })
                 .find("seg.pt: expected a refiner weights file"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { airm::average_weights_files({tmp / "a.pt", tmp / "junk.pt"}, {}, out); }).find("junk.pt"),
+  EXPECT_NE(error_message([&] { airm::average_weights_files({tmp / "a.pt", tmp / "junk.pt"}, {}, out); }).find("junk.pt"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { airm::average_weights_files({tmp / "a.pt", tmp / "a.pt"}, {0.5, 0.6}, out); })
+  EXPECT_NE(error_message([&] { airm::average_weights_files({tmp / "a.pt", tmp / "a.pt"}, {0.5, 0.6}, out); })
                 .find("expected coefficients summing to 1, got a sum of 1.1"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { airm::average_weights_files({tmp / "a.pt", tmp / "a.pt"}, {1.5, -0.5}, out); })
+  EXPECT_NE(error_message([&] { airm::average_weights_files({tmp / "a.pt", tmp / "a.pt"}, {1.5, -0.5}, out); })
                 .find("expected non-negative finite coefficients, got -0.5"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { airm::average_weights_files({tmp / "a.pt"}, {0.5, 0.5}, out); })
+  EXPECT_NE(error_message([&] { airm::average_weights_files({tmp / "a.pt"}, {0.5, 0.5}, out); })
                 .find("expected one coefficient per weights file (1), got 2 coefficients"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { airm::average_weights_files({}, {}, out); }).find("at least one weights file"),
+  EXPECT_NE(error_message([&] { airm::average_weights_files({}, {}, out); }).find("at least one weights file"),
             std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(out));  // nothing written on any refusal
 }

@@ -18,6 +18,15 @@
 
 namespace airm::test {
 
+std::string error_message(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const airm::Error& e) {
+    return e.what();
+  }
+  return "(no airm::Error)";
+}
+
 std::filesystem::path shared_dir() {
   if (const char* env = std::getenv("AIRM_SHARED_DIR"); env && *env) {
     return std::filesystem::exists(env) ? std::filesystem::path(env) : std::filesystem::path();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include <opencv2/core.hpp>
@@ -25,6 +26,9 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// The airm::Error message `action` throws, or "(no airm::Error)" if it throws none.
+std::string error_message(const std::function<void()>& action);
 
 // Writes raw bytes to a file.
 void write_bytes(const std::filesystem::path& path, const std::string& bytes);
