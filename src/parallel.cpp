@@ -7,11 +7,30 @@
 #include <thread>
 #include <vector>
 
+#include <sched.h>
+
+#include <torch/torch.h>
+
 namespace airm {
 
-int resolve_threads(int requested) {
-  if (requested > 0) return requested;
-  return std::max(1u, std::thread::hardware_concurrency());
+int available_cores() {
+#ifdef __linux__
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int count = CPU_COUNT(&set);
+    if (count > 0) return count;
+  }
+#endif
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int resolve_threads(int requested) { return requested > 0 ? requested : available_cores(); }
+
+int set_torch_threads(int requested) {
+  const int threads = resolve_threads(requested);
+  torch::set_num_threads(threads);
+  return threads;
 }
 
 void parallel_for(std::size_t count, int threads, const std::function<void(std::size_t)>& body) {

@@ -274,11 +274,11 @@ TEST(SharedData, CanonicalSplits) {
   const fs::path data = shared / "data";
 
   const Discovery val = airm::discover_split(data, "val");
-  EXPECT_EQ(val.samples.size(), 400u);
+  EXPECT_EQ(val.samples.size(), 242u);  // the split of 2026-12-02
   EXPECT_TRUE(val.unmatched.empty());
   std::map<std::string, int> per;
   for (const Sample& s : val.samples) ++per[s.dataset];
-  EXPECT_EQ(per, (std::map<std::string, int>{{"berkeley_iseg", 100}, {"bsds_sod", 300}}));
+  EXPECT_EQ(per, (std::map<std::string, int>{{"berkeley_iseg", 100}, {"bsds_sod", 142}}));
   for (const Sample& s : val.samples) {
     EXPECT_TRUE(fs::exists(s.image)) << s.image;
     EXPECT_TRUE(fs::exists(s.gt)) << s.gt;
@@ -286,14 +286,17 @@ TEST(SharedData, CanonicalSplits) {
   }
 
   const Discovery train = airm::discover_split(data, "train");
-  EXPECT_EQ(train.samples.size(), 913u);
+  EXPECT_EQ(train.samples.size(), 1071u);
+  std::map<std::string, int> per_train;
+  for (const Sample& s : train.samples) ++per_train[s.dataset];
+  EXPECT_EQ(per_train["bsds_sod_train"], 158);
   EXPECT_TRUE(train.unmatched.empty());
   const Discovery probe = airm::discover_split(data, "probe");
   EXPECT_EQ(probe.samples.size(), 5u);
   EXPECT_TRUE(probe.unmatched.empty());
 
   const Discovery all = airm::discover_dataset(data);
-  EXPECT_EQ(all.samples.size(), 913u + 400u + 5u);
+  EXPECT_EQ(all.samples.size(), 1071u + 242u + 5u);
   EXPECT_TRUE(all.unmatched.empty());
 }
 

@@ -212,6 +212,7 @@ int run_refine(RefineArgs& args) {
   const fs::path model = resolve_weights(args.model, "AIRM_MODEL", "airm.pt", "--model");
   retain_freed_memory();
   const Refiner refiner(model, RefinerOptions{args.device, args.threads});
+  if (args.verbose) std::fprintf(stderr, "refine: %d intra-op thread(s)\n", torch::get_num_threads());
   SegmenterNet segmenter{nullptr};
   if (segment) {
     segmenter = load_segmenter_weights(resolve_weights(args.segmenter, "AIRM_SEGMENTER", "segmenter.pt", "--segmenter"));

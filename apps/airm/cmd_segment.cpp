@@ -13,6 +13,7 @@
 #include "airm/image_io.hpp"
 #include "airm/mask_io.hpp"
 #include "airm/model/segmenter.hpp"
+#include "airm/parallel.hpp"
 #include "airm/model/segmenter_weights.hpp"
 #include "airm/refiner.hpp"
 #include "cli_files.hpp"
@@ -63,7 +64,7 @@ int run_segment(SegmentArgs& args) {
   }
   if (args.threads < 0) throw UsageError("--threads must be >= 0 (0: all cores)");
   const torch::Device device = parse_device(args.device);
-  if (args.threads > 0) torch::set_num_threads(args.threads);
+  set_torch_threads(args.threads);
   const fs::path weights = resolve_weights(args.segmenter, "AIRM_SEGMENTER", "segmenter.pt", "--segmenter");
   SegmenterNet net = load_segmenter_weights(weights);
   net->to(device);
@@ -101,7 +102,7 @@ Runner add_segment_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--save-prob", args->save_prob, "Write probabilities 0..255 instead of a binary mask");
   sub->add_option("--overlay", args->overlay, "Write the photo with the mask's boundary: a .jpg or a folder");
-  sub->add_option("--threads", args->threads, "Intra-op threads (0: LibTorch's default)")->capture_default_str();
+  sub->add_option("--threads", args->threads, "Intra-op threads (0: every core this process may use)")->capture_default_str();
   sub->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   sub->add_flag("--quiet", args->quiet, "No progress or timing on stderr");
   return [args] { return run_segment(*args); };

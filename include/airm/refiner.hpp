@@ -52,7 +52,7 @@ namespace airm {
 // Process-wide settings of a Refiner (fixed when it is built).
 struct RefinerOptions {
   std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
-  int threads = 0;             // torch::set_num_threads(threads) when > 0 (process-wide); 0 keeps LibTorch's
+  int threads = 0;             // LibTorch's intra-op threads (process-wide); 0: every core this process may use
 };
 
 // Per-call run-time options (the model's hyper-parameters live in its config).

@@ -1,5 +1,6 @@
 // The Refiner: loading once, options, and the coarse-to-fine stage loop.
 #include "airm/refiner.hpp"
+#include "airm/parallel.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -143,7 +144,7 @@ Refiner::Refiner(const std::filesystem::path& weights, RefinerOptions options)
 Refiner::Refiner(AirmNet net, RefinerOptions options) : net_(std::move(net)) {
   if (net_.is_empty()) throw Error("", "Refiner: expected a network, got none");
   device_ = parse_device(options.device);
-  if (options.threads > 0) torch::set_num_threads(options.threads);
+  set_torch_threads(options.threads);
   net_->eval();
   zero_denormal_weights(*net_);  // weight decay's leftovers below the smallest normal float: ~9x slower
   net_->to(device_);

@@ -305,7 +305,13 @@ TEST(ImplicitFunction, ChunkedEqualsUnchunked) {
                      " chunk=" + std::to_string(chunk));
         torch::Tensor part = f->query(feat, coord, cell, guide, weights, chunk);
         ASSERT_EQ(part.sizes(), full.sizes());
-        EXPECT_LE(max_abs_diff(part, full), 1e-6);
+        // Chunking changes how the matrix products are blocked, so the sums are
+        // associated differently: each output may differ by a few ulps of the
+        // largest magnitude it passed through (fp32 eps 1.2e-7, 4 layers of
+        // widths <= 32 + 4 ensemble terms: 64 eps bounds it with margin;
+        // 1.43e-6 absolute was seen on a Zen 4 machine for outputs ~ 3).
+        const double scale = std::max(1.0, full.abs().max().item<double>());
+        EXPECT_LE(max_abs_diff(part, full), 64 * 1.1920929e-7 * scale);
       }
     }
   }
