@@ -38,6 +38,11 @@ AirmNetImpl::AirmNetImpl(ModelConfig config) : config_(std::move(config)) {
       affinity_head_ = register_module(
           "affinity_head", AffinityHead(AffinityHeadOptions(maps).hidden_channels(config_.affinity_hidden)));
     }
+  } else if (config_.uses_mobilenet()) {
+    mobilenet_ = register_module(
+        "encoder", MobileNetV2(MobileNetV2Options().in_channels(config_.in_channels).output_stride(16)));
+    const std::vector<int64_t> all = mobilenet_->stage_channels();
+    stage_channels.assign(all.begin() + 1, all.end());  // strides 4, 8, 16, 16 (the fusion has its own stride 2)
   } else {
     resnet_ = register_module("encoder", ResNetEncoder(ResNetOptions().in_channels(config_.in_channels)));
     stage_channels = resnet_->stage_channels();
@@ -83,6 +88,14 @@ Encoded AirmNetImpl::encode(const torch::Tensor& input, bool with_affinity) {
       out.affinity_h = stages.back().size(2);
       out.affinity_w = stages.back().size(3);
     }
+  } else if (mobilenet_) {
+    stages = mobilenet_stages(input);
+    if (affinity) {
+      const torch::Tensor& last = stages.back();
+      out.affinity = cnn_affinity(last, config_.affinity_radius);
+      out.affinity_h = last.size(2);
+      out.affinity_w = last.size(3);
+    }
   } else {
     ResNetFeatures features = resnet_->forward(input);
     stages = features.list();
@@ -95,6 +108,21 @@ Encoded AirmNetImpl::encode(const torch::Tensor& input, bool with_affinity) {
   out.features = fusion_->forward(input, stages);
   if (hyper_) out.weights = modulate(implicit_, hyper_->forward(out.features));
   return out;
+}
+
+torch::Tensor AirmNetImpl::mobilenet_input(const torch::Tensor& input) {
+  // input [B,C,H,W] -> [B,C,H,W]: ImageNet-normalised RGB to 2*rgb-1
+  TORCH_CHECK(input.dim() == 4 && input.size(1) >= 3, "expected input [B,>=3,H,W], got ", input.sizes());
+  const torch::Tensor rgb = imagenet_to_mobilenet_input(input.narrow(1, 0, 3));
+  return input.size(1) == 3 ? rgb : torch::cat({rgb, input.narrow(1, 3, input.size(1) - 3)}, 1);
+}
+
+std::vector<torch::Tensor> AirmNetImpl::mobilenet_stages(const torch::Tensor& input) {
+  // input [B,C,H,W] -> 4 maps at strides 4, 8, 16, 16
+  TORCH_CHECK(mobilenet_, "mobilenet_stages: expected a MobileNetV2 encoder, got ", config_.encoder);
+  std::vector<torch::Tensor> stages = mobilenet_->features(mobilenet_input(input)).stages;
+  stages.erase(stages.begin());
+  return stages;
 }
 
 torch::Tensor AirmNetImpl::sample_guide(const torch::Tensor& input, const torch::Tensor& coord) {

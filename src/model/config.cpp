@@ -8,11 +8,11 @@
 namespace airm {
 
 void ModelConfig::validate(const std::string& source) const {
-  static const std::set<std::string> kEncoders{"mit_b0", "mit_b1", "mit_b2", "resnet50"};
+  static const std::set<std::string> kEncoders{"mit_b0", "mit_b1", "mit_b2", "resnet50", "mobilenet_v2"};
   auto fail = [&](const std::string& field, const std::string& expected, const std::string& got) {
     throw Error(source, field + ": expected " + expected + ", got " + got);
   };
-  if (!kEncoders.count(encoder)) fail("encoder", "mit_b0, mit_b1, mit_b2 or resnet50", "'" + encoder + "'");
+  if (!kEncoders.count(encoder)) fail("encoder", "mit_b0, mit_b1, mit_b2, resnet50 or mobilenet_v2", "'" + encoder + "'");
   if (mapping != "airmf" && mapping != "sirmf") fail("mapping", "airmf or sirmf", "'" + mapping + "'");
   if (in_channels < 1) fail("in_channels", ">= 1", std::to_string(in_channels));
   if (affinity_radius < 1) fail("affinity_radius", ">= 1", std::to_string(affinity_radius));

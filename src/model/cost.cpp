@@ -34,6 +34,12 @@ double profile_flops(const std::function<void()>& work) {
 
 }  // namespace
 
+ModuleCost measure_module_cost(const std::string& name, const torch::nn::Module& module,
+                               const std::function<void()>& work) {
+  torch::NoGradGuard no_grad;
+  return {name, count_parameters(module), profile_flops(work) / 1e9};
+}
+
 ModelCost measure_model_cost(AirmNet& net, int64_t height, int64_t width) {
   torch::NoGradGuard no_grad;
   net->eval();
@@ -53,6 +59,9 @@ ModelCost measure_model_cost(AirmNet& net, int64_t height, int64_t width) {
       stages = out.stages;
       attentions = out.attentions;
     });
+  } else if (net->mobilenet_) {
+    encoder.parameters = count_parameters(*net->mobilenet_);
+    encoder.gflops = profile_flops([&] { stages = net->mobilenet_stages(input); });
   } else {
     encoder.parameters = count_parameters(*net->resnet_);
     encoder.gflops = profile_flops([&] {

@@ -14,6 +14,7 @@ namespace nn = torch::nn;
 
 namespace {
 constexpr int64_t kStages = 4;
+constexpr int64_t kAsppChannels = 256;  // DeepLabV3's
 
 nn::Sequential conv_bn_relu(int64_t in, int64_t out, int64_t kernel) {
   return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, kernel).padding(kernel / 2).bias(false)),
@@ -49,8 +50,21 @@ torch::Tensor normalize_rgb(const torch::Tensor& rgb) {
 
 SegmenterNetImpl::SegmenterNetImpl(SegmenterConfig config) : config_(std::move(config)) {
   config_.validate();
-  backbone_ = register_module("backbone", Mit(config_.mit_options()));
-  const std::vector<int64_t>& dims = backbone_->options().embed_dims();
+  std::vector<int64_t> dims;
+  if (config_.uses_mobilenet()) {
+    mobilenet_ = register_module(
+        "backbone", MobileNetV2(MobileNetV2Options().in_channels(3).width(config_.mobilenet_width()).output_stride(16)));
+    const std::vector<int64_t> all = mobilenet_->stage_channels();  // strides 2/4/8/16/16
+    aspp_ = register_module("aspp", Aspp(all.back(), kAsppChannels));
+    dims = {all[1], all[2], all[3], kAsppChannels};
+  } else {
+    backbone_ = register_module("backbone", Mit(config_.mit_options()));
+    dims = backbone_->options().embed_dims();
+  }
+  if (config_.decoder == "deeplabv3") {
+    classifier_ = register_module("classifier", nn::Conv2d(nn::Conv2dOptions(kAsppChannels, config_.num_classes, 1)));
+    return;
+  }
   const int64_t d = config_.decoder_dim;
   laterals_ = register_module("lateral", nn::ModuleList());
   for (int64_t i = 0; i < kStages; ++i) laterals_->push_back(conv_bn_relu(dims[i], d, 1));
@@ -70,14 +84,28 @@ SegmenterNetImpl::SegmenterNetImpl(SegmenterConfig config) : config_(std::move(c
   classifier_ = register_module("classifier", nn::Conv2d(nn::Conv2dOptions(d, config_.num_classes, 1)));
 }
 
+std::vector<torch::Tensor> SegmenterNetImpl::backbone_stages(const torch::Tensor& rgb_normalised) {
+  // rgb_normalised [B,3,H,W] -> 4 maps (strides 4/8/16/32, or 4/8/16/16 for MobileNetV2)
+  if (backbone_) return backbone_->forward(rgb_normalised).stages;
+  std::vector<torch::Tensor> maps = mobilenet_->features(imagenet_to_mobilenet_input(rgb_normalised)).stages;
+  return {maps[1], maps[2], maps[3], aspp_->forward(maps[4])};
+}
+
 torch::Tensor SegmenterNetImpl::forward(const torch::Tensor& rgb_normalised, std::vector<torch::Tensor>* offsets) {
   TORCH_CHECK(rgb_normalised.dim() == 4 && rgb_normalised.size(1) == 3, "segmenter: expected rgb [B,3,H,W], got ",
               rgb_normalised.sizes());
   const int64_t h = rgb_normalised.size(2), w = rgb_normalised.size(3);
-  const std::vector<torch::Tensor> stages = backbone_->forward(rgb_normalised).stages;  // strides 4/8/16/32
+  const std::vector<torch::Tensor> stages = backbone_stages(rgb_normalised);
+  if (offsets) offsets->clear();
+  if (config_.decoder == "deeplabv3") {
+    namespace F = torch::nn::functional;
+    return F::interpolate(classifier_->forward(stages.back()), F::InterpolateFuncOptions()
+                                                                   .size(std::vector<int64_t>{h, w})
+                                                                   .mode(torch::kBilinear)
+                                                                   .align_corners(true));  // [B,K,H,W]
+  }
   std::vector<torch::Tensor> lateral;
   for (int64_t i = 0; i < kStages; ++i) lateral.push_back(laterals_[i]->as<nn::Sequential>()->forward(stages[i]));
-  if (offsets) offsets->clear();
   // pyramid[i]: the decoder map at stride 4*2^i, [B,D,h_i,w_i].
   std::vector<torch::Tensor> pyramid(kStages);
   pyramid[kStages - 1] = lateral[kStages - 1];

@@ -18,8 +18,13 @@ void SegmenterConfig::validate(const std::string& source) const {
   auto fail = [&](const std::string& field, const std::string& expected, const std::string& got) {
     throw Error(source, field + ": expected " + expected + ", got " + got);
   };
-  if (encoder != "mit_b0" && encoder != "mit_b1" && encoder != "mit_b2") {
-    fail("encoder", "mit_b0, mit_b1 or mit_b2", "'" + encoder + "'");
+  if (encoder != "mit_b0" && encoder != "mit_b1" && encoder != "mit_b2" && encoder != "mobilenet_v2" &&
+      encoder != "mobilenet_v2_050") {
+    fail("encoder", "mit_b0, mit_b1, mit_b2, mobilenet_v2 or mobilenet_v2_050", "'" + encoder + "'");
+  }
+  if (decoder != "srm_crm" && decoder != "deeplabv3") fail("decoder", "srm_crm or deeplabv3", "'" + decoder + "'");
+  if (decoder == "deeplabv3" && !uses_mobilenet()) {
+    fail("decoder", "srm_crm with a MiT encoder (deeplabv3 needs mobilenet_v2)", "deeplabv3 with " + encoder);
   }
   if (num_classes < 1) fail("num_classes", ">= 1", std::to_string(num_classes));
   if (decoder_dim < 1) fail("decoder_dim", ">= 1", std::to_string(decoder_dim));
@@ -32,6 +37,7 @@ void SegmenterConfig::validate(const std::string& source) const {
 nlohmann::json SegmenterConfig::to_json() const {
   return {{"name", name},
           {"encoder", encoder},
+          {"decoder", decoder},
           {"num_classes", num_classes},
           {"decoder_dim", decoder_dim},
           {"srm", srm},
@@ -47,6 +53,7 @@ SegmenterConfig SegmenterConfig::from_json(const nlohmann::json& json, const std
   json_fields::require_known_keys(json, config.to_json(), "segmenter config", source);
   json_fields::read(json, "name", config.name, source);
   json_fields::read(json, "encoder", config.encoder, source);
+  json_fields::read(json, "decoder", config.decoder, source);
   json_fields::read(json, "num_classes", config.num_classes, source);
   json_fields::read(json, "decoder_dim", config.decoder_dim, source);
   json_fields::read(json, "srm", config.srm, source);

@@ -2,6 +2,7 @@
 
 #include "airm/error.hpp"
 #include "airm/model/denormals.hpp"
+#include "airm/model/pretrained.hpp"
 
 namespace airm {
 namespace {
@@ -40,7 +41,19 @@ void load_segmenter_weights_into(SegmenterNet& net, const std::filesystem::path&
 }
 
 void load_segmenter_backbone(SegmenterNet& net, const std::filesystem::path& path) {
-  load_mit_state_dict(net->backbone_, path);
+  if (net->backbone_) {
+    load_mit_state_dict(net->backbone_, path);
+    return;
+  }
+  load_pretrained_encoder(net->mobilenet_, path);
+  // An imported DeepLabV3 also brings its ASPP (the decoder's deepest map).
+  if (read_weights_kind(path) != "segmenter") return;
+  const WeightsFileContents contents = read_weights_file(path, "segmenter", kSegmenterWeightsFormatVersion);
+  TensorDict aspp;
+  for (const auto& [key, tensor] : contents.tensors) {
+    if (key.rfind("aspp.", 0) == 0) aspp[key.substr(5)] = tensor;
+  }
+  if (!aspp.empty()) load_weights_tensors(*net->aspp_, std::move(aspp), path.string());
 }
 
 }  // namespace airm

@@ -110,9 +110,9 @@ void TrainConfig::validate(const std::string& source) const {
   model.validate(source);
   loss.validate(source);
   validate_schedule(source);
-  if (!encoder_weights.empty() && !model.uses_mit()) {
-    throw Error(source, "encoder_weights: expected none for encoder " + model.encoder + " (MiT state dicts only), got " +
-                            encoder_weights);
+  if (!encoder_weights.empty() && !model.uses_mit() && !model.uses_mobilenet()) {
+    throw Error(source, "encoder_weights: expected none for encoder " + model.encoder +
+                            " (MiT state dicts and pretrained MobileNetV2 files only), got " + encoder_weights);
   }
 }
 

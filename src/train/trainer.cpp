@@ -5,6 +5,7 @@
 
 #include "airm/error.hpp"
 #include "airm/model/implicit_function.hpp"
+#include "airm/model/pretrained.hpp"
 #include "airm/model/weights.hpp"
 #include "airm/train/losses.hpp"
 #include "autocast.hpp"
@@ -30,7 +31,13 @@ class RefineTask : public TrainTask {
       start_from_weights(*net_, config.model.to_json(), *init, init->config().to_json(), {"name", "drop_path"},
                          config.init_weights);
     }
-    if (!options.resume && !config.encoder_weights.empty()) load_mit_state_dict(net_->mit_, config.encoder_weights);
+    if (!options.resume && !config.encoder_weights.empty()) {
+      if (net_->mobilenet_) {
+        load_pretrained_encoder(net_->mobilenet_, config.encoder_weights);  // the mask channel starts at zero
+      } else {
+        load_mit_state_dict(net_->mit_, config.encoder_weights);
+      }
+    }
     cell_ = cell_for(config.data.crop, config.data.crop, torch::TensorOptions().device(options.device));
   }
 

@@ -1,6 +1,6 @@
 // The AIRM refiner network (ECCV 2024, Sec. 4): an encoder over RGB + coarse
 // mask (MiT with its affinity head — the Affinity Empowered Encoder — or the
-// CRM-style ResNet-50 baseline), a stride-2 feature fusion, and the implicit
+// CRM-style ResNet-50 baseline, or the ImageNet MobileNetV2), a stride-2 feature fusion, and the implicit
 // function, with its weights predicted per image by the hypernetwork
 // (AIRMF) or shared (SIRMF). Every row of the paper's Tables 2-4 is a
 // ModelConfig.
@@ -16,6 +16,7 @@
 #include "airm/model/hypernetwork.hpp"
 #include "airm/model/implicit_function.hpp"
 #include "airm/model/mit.hpp"
+#include "airm/model/mobilenet_v2.hpp"
 #include "airm/model/resnet.hpp"
 
 namespace airm {
@@ -59,9 +60,15 @@ struct AirmNetImpl : torch::nn::Module {
 
   const ModelConfig& config() const { return config_; }
 
-  // One encoder is set, the other stays null.
+  // The MobileNetV2 encoder's maps (strides 4, 8, 16, 16) and its input:
+  // input [B,C,H,W] (normalize_input) -> RGB as 2*rgb-1, other channels as given.
+  std::vector<torch::Tensor> mobilenet_stages(const torch::Tensor& input);
+  static torch::Tensor mobilenet_input(const torch::Tensor& input);
+
+  // One encoder is set, the others stay null.
   Mit mit_{nullptr};
   ResNetEncoder resnet_{nullptr};
+  MobileNetV2 mobilenet_{nullptr};
   AffinityHead affinity_head_{nullptr};  // MiT with affinity only
   FeatureFusion fusion_{nullptr};
   HyperNetwork hyper_{nullptr};          // AIRMF only

@@ -14,11 +14,12 @@ namespace airm {
 struct ModelConfig {
   std::string name = "airm-mit-b1";
   // Image encoder: "mit_b0" | "mit_b1" | "mit_b2" | "resnet50" (CRM-style,
-  // truncated after layer3, dilated to stride 8).
+  // truncated after layer3, dilated to stride 8) | "mobilenet_v2" (width 1,
+  // output stride 16, the ImageNet files' network: mobilenet_v2.hpp).
   std::string encoder = "mit_b1";
   int64_t in_channels = 4;  // RGB + coarse mask
   // Affinity learning (AEE): attention-based head for MiT, L1 feature
-  // affinity for ResNet; used only by the training loss.
+  // affinity for ResNet and MobileNetV2; used only by the training loss.
   bool affinity = true;
   int64_t affinity_radius = 14;  // in cells of the affinity grid (see docs/DESIGN.md)
   int64_t affinity_hidden = 0;   // 0: one Linear over blocks x heads
@@ -45,6 +46,7 @@ struct ModelConfig {
   double drop_path = 0.1;
 
   bool uses_mit() const { return encoder.rfind("mit_", 0) == 0; }
+  bool uses_mobilenet() const { return encoder == "mobilenet_v2"; }
   bool adaptive() const { return mapping == "airmf"; }
 
   // Throws airm::Error naming the field (and `source`, if given).

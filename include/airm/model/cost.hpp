@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,10 @@ struct ModelCost {
 // LibTorch's profiler; the implicit function is counted for one query per
 // input pixel and reported both in its row and per million queries.
 ModelCost measure_model_cost(AirmNet& net, int64_t height, int64_t width);
+
+// One row for any module: its parameters and the GFLOPs (as above) that
+// LibTorch's profiler attributes to `work` (run once, without gradients).
+ModuleCost measure_module_cost(const std::string& name, const torch::nn::Module& module,
+                               const std::function<void()>& work);
 
 }  // namespace airm

@@ -32,6 +32,14 @@
 //              (align_corners=false) to the input size (x4 up to rounding).
 //   norms      BatchNorm everywhere in the decoder (as the refiner's fusion);
 //              default LibTorch initialisation except the zeroed offset convs.
+//   mobilenet  encoder mobilenet_v2(_050): MobileNetV2 at output stride 16
+//              over 2*rgb-1 (converted from the ImageNet-normalised input),
+//              F1..F3 = its maps at strides 4/8/16 (blocks 2, 5, 12) and
+//              F4 = ASPP (aspp.hpp, 256 channels) of its last map, also at
+//              stride 16: the first top-down step then warps at one size.
+//              Decoder "deeplabv3": the classifier reads the ASPP directly
+//              (DeepLabV3's logits, align_corners upsampling as TensorFlow's
+//              graph) — the imported PASCAL network (tflite_import.hpp).
 //   output     K = 1: one foreground logit; K > 1: K class logits, class 0 =
 //              background (segment() reads 1 - softmax[0] as foreground).
 #pragma once
@@ -42,7 +50,9 @@
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
 
+#include "airm/model/aspp.hpp"
 #include "airm/model/mit.hpp"
+#include "airm/model/mobilenet_v2.hpp"
 #include "airm/model/refinement_modules.hpp"
 #include "airm/model/segmenter_config.hpp"
 
@@ -60,12 +70,21 @@ struct SegmenterNetImpl : torch::nn::Module {
 
   const SegmenterConfig& config() const { return config_; }
 
+  // One backbone is set (both are registered as "backbone").
   Mit backbone_{nullptr};
+  MobileNetV2 mobilenet_{nullptr};
+  Aspp aspp_{nullptr};                       // mobilenet only
+  // srm_crm decoder only:
   torch::nn::ModuleList laterals_{nullptr};  // 4 x conv1x1+BN+ReLU, strides 4..32
   torch::nn::ModuleList srms_{nullptr};      // 3 x SRM (srm only), strides 4, 8, 16
   torch::nn::ModuleList fuses_{nullptr};     // 3 x conv3x3+BN+ReLU, strides 4, 8, 16
   ContextualRefinementModule contextual_{nullptr};  // contextual only
   torch::nn::Conv2d classifier_{nullptr};
+
+  // The four maps the decoder reads (strides 4/8/16/32, or 4/8/16/16 with
+  // the ASPP as the last for MobileNetV2).
+  // rgb_normalised [B,3,H,W] -> 4 x [B,C_i,h_i,w_i]
+  std::vector<torch::Tensor> backbone_stages(const torch::Tensor& rgb_normalised);
 
  private:
   SegmenterConfig config_;

@@ -15,8 +15,14 @@ namespace airm {
 
 struct SegmenterConfig {
   std::string name = "segmenter_mit_b0";
-  // Backbone: "mit_b0" | "mit_b1" | "mit_b2" (RGB input, 3 channels).
+  // Backbone: "mit_b0" | "mit_b1" | "mit_b2" | "mobilenet_v2" |
+  // "mobilenet_v2_050" (depth 0.5); RGB input, 3 channels. MobileNetV2 runs
+  // at output stride 16 with DeepLabV3's ASPP (aspp.hpp) on its last map.
   std::string encoder = "mit_b0";
+  // "srm_crm": the decoder described in segmenter.hpp; "deeplabv3" (MobileNetV2
+  // only): DeepLabV3's logits straight from the ASPP, what the imported
+  // PASCAL files are (the options below are then unused).
+  std::string decoder = "srm_crm";
   // 1: one foreground logit (sigmoid); K > 1: K logits (softmax, class 0 =
   // background).
   int64_t num_classes = 1;
@@ -39,6 +45,8 @@ struct SegmenterConfig {
 
   // The backbone's options (drop path included).
   MitOptions mit_options() const;
+  bool uses_mobilenet() const { return encoder.rfind("mobilenet_v2", 0) == 0; }
+  double mobilenet_width() const { return encoder == "mobilenet_v2_050" ? 0.5 : 1.0; }
 
   // Throws airm::Error naming the field (and `source`, if given).
   void validate(const std::string& source = "") const;

@@ -35,8 +35,11 @@ SegmenterNet load_segmenter_weights(const std::filesystem::path& path);
 // (denormals kept: this is how a training run resumes).
 void load_segmenter_weights_into(SegmenterNet& net, const std::filesystem::path& path);
 
-// Loads an (official SegFormer) MiT checkpoint into the segmenter's backbone
-// by name (load_mit_state_dict: "head.*" and "__*" keys ignored).
+// Starts the segmenter's backbone from pretrained weights: MiT from an
+// (official SegFormer) checkpoint by name (load_mit_state_dict: "head.*" and
+// "__*" keys ignored); MobileNetV2 from an imported file (pretrained.hpp's
+// load_pretrained_encoder), with the ASPP too when the file is an imported
+// DeepLabV3. The decoder after them starts as initialised.
 void load_segmenter_backbone(SegmenterNet& net, const std::filesystem::path& path);
 
 }  // namespace airm

@@ -67,7 +67,9 @@ struct TrainConfig : TrainSchedule {
   // Where `model` came from, as written in the file ("" when inline). A
   // relative path is resolved against the training config's folder.
   std::string model_file;
-  // Optional SegFormer MiT state dict to start the encoder from ("": random).
+  // Optional encoder starting point ("": random): a SegFormer MiT state dict
+  // (MiT encoders), or a pretrained file of `airm model --import-tflite`
+  // (mobilenet_v2; the mask channel's stem weights start at zero).
   std::string encoder_weights;
   // Optional weights file (airm refiner, same architecture) to start the
   // whole network from ("": random; encoder_weights then applies on top).
