@@ -208,22 +208,25 @@ int64_t stem_channels(const TfliteModel& model) {
   throw Error(model.source, "expected MobileNetV2's stem (CONV_2D), got no operator");
 }
 
+// The output channels of the graph's last CONV_2D (the classes of its
+// classifier or logits); `what` names it in the error when there is none.
+int64_t last_convolution_channels(const TfliteModel& model, const std::string& what) {
+  for (auto it = model.operators.rbegin(); it != model.operators.rend(); ++it) {
+    if (it->code != tflite_op::kConv2d || it->inputs.size() < 2 || it->inputs[1] < 0) continue;
+    const auto& shape = model.tensors[static_cast<size_t>(it->inputs[1])].shape;
+    if (!shape.empty() && shape[0] >= 1) return shape[0];
+    break;
+  }
+  throw Error(model.source, "expected " + what + " at the end of the graph, got none");
+}
+
 }  // namespace
 
 double tflite_mobilenet_width(const TfliteModel& model) { return static_cast<double>(stem_channels(model)) / 32.0; }
 
 MobileNetV2 import_mobilenet_v2_classifier(const TfliteModel& model) {
   const double width = tflite_mobilenet_width(model);
-  // Classes: the last convolution's output channels.
-  int64_t classes = 0;
-  for (auto it = model.operators.rbegin(); it != model.operators.rend(); ++it) {
-    if (it->code == tflite_op::kConv2d && it->inputs.size() >= 2 && it->inputs[1] >= 0) {
-      const auto& shape = model.tensors[static_cast<size_t>(it->inputs[1])].shape;
-      if (!shape.empty()) classes = shape[0];
-      break;
-    }
-  }
-  if (classes < 1) throw Error(model.source, "expected a classifier convolution at the end of the graph, got none");
+  const int64_t classes = last_convolution_channels(model, "a classifier convolution");
   MobileNetV2 net(MobileNetV2Options().in_channels(3).width(width).output_stride(32).num_classes(classes));
   GraphWalker walker(model);
   walk_backbone(walker, net);
@@ -239,16 +242,7 @@ MobileNetV2 import_mobilenet_v2_classifier(const TfliteModel& model) {
 
 SegmenterNet import_deeplabv3_mnv2(const TfliteModel& model) {
   const double width = tflite_mobilenet_width(model);
-  // Classes: the output channels of the last convolution.
-  int64_t classes = 0;
-  for (auto it = model.operators.rbegin(); it != model.operators.rend(); ++it) {
-    if (it->code == tflite_op::kConv2d && it->inputs.size() >= 2 && it->inputs[1] >= 0) {
-      const auto& shape = model.tensors[static_cast<size_t>(it->inputs[1])].shape;
-      if (!shape.empty()) classes = shape[0];
-      break;
-    }
-  }
-  if (classes < 1) throw Error(model.source, "expected a logits convolution at the end of the graph, got none");
+  const int64_t classes = last_convolution_channels(model, "a logits convolution");
   if (width != 1.0 && width != 0.5) {
     throw Error(model.source, "expected a MobileNetV2 of depth 1 or 0.5 (a stem of 32 or 16 channels), got " +
                                   std::to_string(static_cast<int64_t>(width * 32)) + " channels");
