@@ -1,6 +1,7 @@
 // Implicit representation mapping function: options, query evaluation with
 // local ensemble, chunking, coordinate helpers.
 #include "airm/model/implicit_function.hpp"
+#include "shape_text.hpp"
 
 #include <algorithm>
 #include <sstream>
@@ -25,14 +26,6 @@ void require(bool ok, const std::string& problem) {
   if (!ok) throw Error("", "ImplicitFunctionOptions: " + problem);
 }
 
-std::string join(const std::vector<int64_t>& v) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];
-  out << "]";
-  return out.str();
-}
-
 // x [B,N,in] -> [B,N,out] with shared (W [out,in], b [out]) or per-image
 // (W [B,out,in], b [B,out]) weights; per-image uses one batched product.
 torch::Tensor apply_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
@@ -53,7 +46,7 @@ torch::Tensor expand_cell(const torch::Tensor& cell, int64_t B, int64_t Q) {
 void ImplicitFunctionOptions::validate() const {
   require(feat_dim_ >= 1, "feat_dim must be >= 1, got " + std::to_string(feat_dim_));
   for (int64_t h : hidden_) {
-    require(h >= 1, "hidden widths must be >= 1, got " + join(hidden_));
+    require(h >= 1, "hidden widths must be >= 1, got " + shape_text(hidden_));
   }
   require(guide_dim_ >= 0, "guide_dim must be >= 0, got " + std::to_string(guide_dim_));
 }

@@ -1,5 +1,6 @@
 // MiT backbone: options, stage assembly, forward, initialisation.
 #include "airm/model/mit.hpp"
+#include "shape_text.hpp"
 
 #include <cmath>
 #include <sstream>
@@ -15,24 +16,16 @@ namespace {
 
 constexpr size_t kStages = 4;
 
-std::string join(const std::vector<int64_t>& v) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];
-  out << "]";
-  return out.str();
-}
-
 void require(bool ok, const std::string& problem) {
   if (!ok) throw Error("", "MitOptions: " + problem);
 }
 
 void check_stage_vector(const std::vector<int64_t>& v, const char* name, int64_t min_value) {
   require(v.size() == kStages,
-          std::string(name) + " must have " + std::to_string(kStages) + " entries, got " + join(v));
+          std::string(name) + " must have " + std::to_string(kStages) + " entries, got " + shape_text(v));
   for (int64_t x : v) {
     require(x >= min_value, std::string(name) + " entries must be >= " + std::to_string(min_value) + ", got " +
-                                join(v));
+                                shape_text(v));
   }
 }
 
@@ -67,8 +60,8 @@ void MitOptions::validate() const {
   check_stage_vector(patch_sizes_, "patch_sizes", 1);
   check_stage_vector(patch_strides_, "patch_strides", 1);
   for (size_t i = 0; i < kStages; ++i) {
-    require(embed_dims_[i] % num_heads_[i] == 0, "embed_dims " + join(embed_dims_) +
-                                                     " not divisible by num_heads " + join(num_heads_) +
+    require(embed_dims_[i] % num_heads_[i] == 0, "embed_dims " + shape_text(embed_dims_) +
+                                                     " not divisible by num_heads " + shape_text(num_heads_) +
                                                      " at stage " + std::to_string(i + 1));
   }
   require(mlp_ratio_ >= 1, "mlp_ratio must be >= 1, got " + std::to_string(mlp_ratio_));

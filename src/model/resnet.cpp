@@ -1,5 +1,6 @@
 // ResNet-50 encoder (dilated, output stride 8) and its state-dict loading.
 #include "airm/model/resnet.hpp"
+#include "shape_text.hpp"
 
 #include <cmath>
 #include <sstream>
@@ -15,14 +16,6 @@ namespace {
 
 void require(bool ok, const std::string& problem) {
   if (!ok) throw Error("", "ResNetOptions: " + problem);
-}
-
-std::string join(const std::vector<int64_t>& v) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];
-  out << "]";
-  return out.str();
 }
 
 nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
@@ -41,8 +34,8 @@ constexpr int64_t kStemChannels = 64;
 
 void ResNetOptions::validate() const {
   require(in_channels_ >= 1, "in_channels must be >= 1, got " + std::to_string(in_channels_));
-  require(layers_.size() == 4, "layers must have 4 entries, got " + join(layers_));
-  for (int64_t n : layers_) require(n >= 1, "layers entries must be >= 1, got " + join(layers_));
+  require(layers_.size() == 4, "layers must have 4 entries, got " + shape_text(layers_));
+  for (int64_t n : layers_) require(n >= 1, "layers entries must be >= 1, got " + shape_text(layers_));
   require(output_stride_ == 8 || output_stride_ == 16 || output_stride_ == 32,
           "output_stride must be 8, 16 or 32, got " + std::to_string(output_stride_));
   require(std::isfinite(bn_eps_) && bn_eps_ > 0.0, "bn_eps must be > 0, got " + std::to_string(bn_eps_));

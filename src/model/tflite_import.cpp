@@ -1,5 +1,6 @@
 // Walks a TFLite graph and copies its convolutions into our modules.
 #include "airm/model/tflite_import.hpp"
+#include "shape_text.hpp"
 
 #include <map>
 #include <sstream>
@@ -9,18 +10,6 @@
 namespace airm {
 
 namespace {
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? "," : "") << shape[i];
-  out << "]";
-  return out.str();
-}
-
-std::string shape_text(const std::vector<int32_t>& shape) {
-  return shape_text(std::vector<int64_t>(shape.begin(), shape.end()));
-}
 
 // A cursor over the operators that looks through QUANTIZE / DEQUANTIZE.
 class GraphWalker {

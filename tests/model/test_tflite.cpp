@@ -19,12 +19,7 @@ namespace op = airm::tflite_op;
 
 namespace {
 
-fs::path pretrained(const std::string& name) {
-  const fs::path shared = airm::test::shared_dir();
-  if (shared.empty()) return {};
-  const fs::path path = shared / "pretrained" / name;
-  return fs::exists(path) ? path : fs::path();
-}
+fs::path pretrained(const std::string& name) { return airm::test::pretrained_file(name); }
 
 std::vector<uint8_t> bytes_of(const fs::path& path) {
   const std::string s = airm::test::read_bytes(path);

@@ -35,6 +35,13 @@ std::filesystem::path shared_dir() {
   return std::filesystem::exists(dir / "data") ? dir : std::filesystem::path();
 }
 
+std::filesystem::path pretrained_file(const std::string& name) {
+  const std::filesystem::path shared = shared_dir();
+  if (shared.empty()) return {};
+  const std::filesystem::path path = shared / "pretrained" / name;
+  return std::filesystem::exists(path) ? path : std::filesystem::path();
+}
+
 TempDir::TempDir(const std::string& tag) {
   static std::atomic<unsigned> counter{0};
   std::random_device rd;

@@ -12,6 +12,9 @@ namespace airm::test {
 // ../shared beside the checkout (or $AIRM_SHARED_DIR); empty if absent.
 std::filesystem::path shared_dir();
 
+// ../shared/pretrained/NAME if it exists; empty otherwise (tests skip on empty).
+std::filesystem::path pretrained_file(const std::string& name);
+
 // A fresh, empty directory under the system temp dir, removed when the
 // returned object goes out of scope.
 class TempDir {
