@@ -27,6 +27,7 @@ Runner add_model_command(CLI::App& app);
 Runner add_train_command(CLI::App& app);
 Runner add_refine_command(CLI::App& app);
 Runner add_segment_command(CLI::App& app);
+Runner add_baseline_command(CLI::App& app);
 
 // "WIDTHxHEIGHT" -> size; throws UsageError.
 cv::Size parse_size(const std::string& text);

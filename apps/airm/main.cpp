@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   std::map<CLI::App*, airm::cli::Runner> runners;
   for (auto add : {airm::cli::add_eval_command, airm::cli::add_degrade_command, airm::cli::add_synth_command,
                    airm::cli::add_train_command,
-                   airm::cli::add_refine_command, airm::cli::add_segment_command,
+                   airm::cli::add_refine_command, airm::cli::add_segment_command, airm::cli::add_baseline_command,
                    airm::cli::add_model_command}) {
     airm::cli::Runner runner = add(app);
     runners[app.get_subcommands({}).back()] = std::move(runner);

@@ -54,6 +54,27 @@ check eval-missing-pred 1 "error: synth_s7_0002: has no prediction" -- "$airm" e
 printf 'not a png' > "$work/pred/synth_s7_0002.png"
 check eval-broken-pred 1 "error: .*synth_s7_0002.png: " -- "$airm" eval --data "$work/scenes" --pred "$work/pred" --quiet
 
+# airm baseline: the classical peers on the generated scenes' coarse masks.
+check baseline-guided 0 "guided: refined 3, failed 0 of 3 image\(s\)" -- "$airm" baseline --method guided \
+  --images "$work/d1/scenes/images" --coarse "$work/d1/scenes/coarse" -o "$work/guided" --quiet
+check baseline-grabcut-one 0 "wrote .*one.png: grabcut in" -- "$airm" baseline --method grabcut \
+  "$work/d1/scenes/images/synth_s7_0000.jpg" "$work/d1/scenes/coarse/synth_s7_0000.png" -o "$work/one.png"
+check baseline-eval 0 "^all +3 " -- "$airm" eval --data "$work/scenes" --pred "$work/guided" --quiet
+check baseline-bad-method 2 "^error: .*--method" -- "$airm" baseline --method blur "$work/a.png" "$work/b.png" -o "$work/c.png"
+check baseline-needs-coarse 2 "^error: expected IMAGE COARSE -o OUT.png" -- "$airm" baseline --method guided \
+  "$work/d1/scenes/images/synth_s7_0000.jpg" -o "$work/c.png"
+mkdir -p "$work/partial"
+cp "$work/d1/scenes/coarse/"synth_s7_000{0,1}.png "$work/partial/"
+check baseline-missing-coarse 1 "synth_s7_0002.jpg: no coarse mask synth_s7_0002.png" -- "$airm" baseline --method guided \
+  --images "$work/d1/scenes/images" --coarse "$work/partial" -o "$work/g2" --quiet
+if [ -e "$work/g2/synth_s7_0002.png" ] || [ ! -e "$work/g2/synth_s7_0001.png" ]; then
+  echo "FAIL baseline-missing-coarse: wrong outputs"; failures=$((failures + 1)); else passes=$((passes + 1)); fi
+printf 'not a png' > "$work/partial/synth_s7_0001.png"
+check baseline-broken-coarse 1 "error: .*synth_s7_0001.png: " -- "$airm" baseline --method grabcut \
+  "$work/d1/scenes/images/synth_s7_0001.jpg" "$work/partial/synth_s7_0001.png" -o "$work/broken.png"
+if [ -e "$work/broken.png" ]; then echo "FAIL baseline: output written on error"; failures=$((failures + 1)); else
+  passes=$((passes + 1)); fi
+
 # airm model --export: a shipped model written again in fp16 storage describes the same network.
 model="$(dirname "$0")/../../models/airm.pt"
 if [ -f "$model" ]; then
