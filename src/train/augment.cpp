@@ -24,6 +24,19 @@ cv::Mat resize_mask01(const cv::Mat& m01, cv::Size size) {
 }
 
 // Stage 2: scale up so the short side reaches `crop` (nothing when it already does).
+// Stage 1b: the long side to `long_side` (aspect kept).
+void rescale(LoadedSample& s, int long_side) {
+  const int w = s.bgr.cols, h = s.bgr.rows;
+  const double scale = static_cast<double>(long_side) / std::max(w, h);
+  const cv::Size size(std::max(1, static_cast<int>(std::lround(w * scale))),
+                      std::max(1, static_cast<int>(std::lround(h * scale))));
+  if (size == s.bgr.size()) return;
+  cv::Mat bgr;
+  cv::resize(s.bgr, bgr, size, 0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  s.gt = resize_mask01(s.gt, size);
+  s.bgr = bgr;
+}
+
 void cover(LoadedSample& s, int crop) {
   const int w = s.bgr.cols, h = s.bgr.rows;
   if (std::min(w, h) >= crop) return;
@@ -146,6 +159,7 @@ Crop make_crop(const std::vector<Sample>& samples, std::size_t index, const Data
   Rng coarse_rng = rng.split();
 
   LoadedSample s = load_sample(samples[index]);
+  if (o.long_side_max > 0) rescale(s, crop_rng.range(o.long_side_min, o.long_side_max));
   cover(s, o.crop);
   int x0 = crop_rng.range(0, s.bgr.cols - o.crop);
   int y0 = crop_rng.range(0, s.bgr.rows - o.crop);

@@ -48,6 +48,12 @@ void DataOptions::validate(const std::string& source) const {
   if (lowres_max < lowres_min) fail("lowres_max", ">= lowres_min (" + std::to_string(lowres_min) + ")",
                                     std::to_string(lowres_max));
   probability("copy_paste", copy_paste);
+  if (long_side_max != 0 || long_side_min != 0) {
+    if (long_side_min < crop) fail("long_side_min", ">= crop (" + std::to_string(crop) + ") or 0 with long_side_max 0",
+                                   std::to_string(long_side_min));
+    if (long_side_max < long_side_min) fail("long_side_max", ">= long_side_min (" + std::to_string(long_side_min) + ")",
+                                            std::to_string(long_side_max));
+  }
   if (coarse_from != "crop" && coarse_from != "image") fail("coarse_from", "crop or image", "'" + coarse_from + "'");
   probability("boundary_crop", boundary_crop);
   if (query_mode != "all" && query_mode != "boundary") fail("query_mode", "all or boundary", "'" + query_mode + "'");
@@ -66,6 +72,8 @@ nlohmann::json DataOptions::to_json() const {
           {"lowres_min", lowres_min},
           {"lowres_max", lowres_max},
           {"copy_paste", copy_paste},
+          {"long_side_min", long_side_min},
+          {"long_side_max", long_side_max},
           {"coarse_from", coarse_from},
           {"boundary_crop", boundary_crop},
           {"query_mode", query_mode},
@@ -92,6 +100,8 @@ DataOptions DataOptions::from_json(const nlohmann::json& json, const std::string
   json_fields::read(json, "lowres_min", o.lowres_min, source);
   json_fields::read(json, "lowres_max", o.lowres_max, source);
   json_fields::read(json, "copy_paste", o.copy_paste, source);
+  json_fields::read(json, "long_side_min", o.long_side_min, source);
+  json_fields::read(json, "long_side_max", o.long_side_max, source);
   json_fields::read(json, "coarse_from", o.coarse_from, source);
   json_fields::read(json, "boundary_crop", o.boundary_crop, source);
   json_fields::read(json, "query_mode", o.query_mode, source);

@@ -8,6 +8,7 @@
 #include "airm/atomic_file.hpp"
 #include "airm/dataset.hpp"
 #include "airm/error.hpp"
+#include "airm/train/data_loader.hpp"
 #include "airm/model/state_dict.hpp"
 #include "airm/parallel.hpp"
 #include "../json_fields.hpp"
@@ -123,7 +124,17 @@ RunState RunState::from_json(const nlohmann::json& state, const TrainSchedule& s
     std::string differ;
     for (const auto& item : config.items()) {
       if (kResumeMayChange.count(item.key())) continue;
-      if (!saved.contains(item.key()) || saved.at(item.key()) != item.value()) differ += " " + item.key();
+      if (!saved.contains(item.key())) {
+        differ += " " + item.key();
+        continue;
+      }
+      // Data options gain keys over time (off by default): read the saved
+      // ones as a config file would be, so a run started before a new
+      // option existed resumes with it off.
+      const nlohmann::json was = item.key() == "data" && saved.at("data").is_object()
+                                     ? DataOptions::from_json(saved.at("data"), file).to_json()
+                                     : saved.at(item.key());
+      if (was != item.value()) differ += " " + item.key();
     }
     if (!differ.empty()) {
       throw Error(file, "the training config the run was started with",

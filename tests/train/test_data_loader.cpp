@@ -486,6 +486,42 @@ TEST(TrainLoader, CopyPasteAddsTheDonorObjectAsForeground) {
 
 // ---------------------------------------------------------------- threads
 
+TEST(TrainLoader, RescaleToALongSideBeforeCropping) {
+  // A 997x601 picture with a centred disk of radius 240, rescaled to a long
+  // side of 64 (64x39), then covered to a short side of 64 (105x64): the disk
+  // (radius 25.2, 49% of a 64x64 crop) lies inside every crop's rows, and any
+  // 64 of the 105 columns hold at least 37 of its 50 px width, so every crop's
+  // foreground share is in (0.30, 0.50). At native size a 64 px crop of the
+  // 997 px image mostly sees all foreground or none.
+  Fixture f;
+  f.add("big_disk", disk(997, 601, {498, 300}, 240));
+  DataOptions o = small_options(64);
+  o.long_side_min = 64;
+  o.long_side_max = 64;
+  o.boundary_crop = 0;
+  TrainLoader rescaled(f.samples(), o, 4, 3, 0, 1, 0);
+  for (int it = 0; it < 3; ++it) {
+    const TrainBatch b = rescaled.make_batch(it);
+    for (int64_t i = 0; i < b.gt.size(0); ++i) {
+      const double share = b.gt[i].mean().item<double>();
+      EXPECT_GT(share, 0.30) << "iteration " << it << " image " << i;
+      EXPECT_LT(share, 0.50) << "iteration " << it << " image " << i;
+    }
+  }
+  // Off (0, 0): native size; the same generator draws give crops of a 997 px image.
+  o.long_side_min = o.long_side_max = 0;
+  TrainLoader native(f.samples(), o, 8, 3, 0, 1, 0);
+  int whole = 0;
+  for (int it = 0; it < 3; ++it) {
+    const TrainBatch b = native.make_batch(it);
+    for (int64_t i = 0; i < b.gt.size(0); ++i) {
+      const double share = b.gt[i].mean().item<double>();
+      whole += share == 0.0 || share == 1.0;
+    }
+  }
+  EXPECT_GT(whole, 0);
+}
+
 TEST(TrainLoader, PrefetchOverlapsASlowConsumer) {
   Fixture f;
   add_shapes(f);
@@ -582,6 +618,10 @@ TEST(DataOptions, JsonRoundTripUnknownKeysAndFieldErrors) {
   EXPECT_NE(message({{"copy_paste", -0.1}}).find("copy_paste"), std::string::npos);
   EXPECT_NE(message({{"jitter", "lots"}}).find("jitter"), std::string::npos);
   EXPECT_NE(message({{"queries", 0}}).find("queries"), std::string::npos);
+  EXPECT_NE(message({{"crop", 256}, {"long_side_min", 200}, {"long_side_max", 300}}).find("long_side_min: expected >= crop (256)"),
+            std::string::npos);
+  EXPECT_NE(message({{"crop", 64}, {"long_side_min", 300}, {"long_side_max", 200}}).find("long_side_max: expected >= long_side_min (300)"),
+            std::string::npos);
   EXPECT_NE(message(nlohmann::json::array()), "");
 }
 

@@ -151,7 +151,7 @@ TEST(SegmenterTrainConfigTest, ShippedConfigsLoadRoundTripAndAreSegmentTasks) {
     EXPECT_EQ(again.to_json(), config.to_json()) << name;
     EXPECT_FALSE(config.model_file.empty()) << name << " names its model config file";
   }
-  EXPECT_EQ(found, 4) << "both modules, neither, SRM only, CRM only";
+  EXPECT_EQ(found, 5) << "MiT-b0 with both modules, neither, SRM only, CRM only; MobileNetV2 from DeepLabV3";
 }
 
 TEST(SegmenterTrainConfigTest, BadConfigsAreErrors) {

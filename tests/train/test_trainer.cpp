@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <torch/torch.h>
 
@@ -171,6 +172,26 @@ TEST_F(TrainerTest, ResumeContinuesExactly) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("optimizer"), std::string::npos) << e.what();
+  }
+
+  // A run started before a data option existed (its state lacks the key)
+  // resumes while the option is at its default (off), and is refused when
+  // the option is turned on.
+  const fs::path state_file = dir_.path() / "split" / "checkpoint" / "state.json";
+  nlohmann::json state = nlohmann::json::parse(airm::test::read_bytes(state_file));
+  ASSERT_TRUE(state["config"]["data"].contains("long_side_max"));
+  state["config"]["data"].erase("long_side_min");
+  state["config"]["data"].erase("long_side_max");
+  airm::test::write_bytes(state_file, state.dump());
+  EXPECT_NO_THROW(train(config_, o));
+  TrainConfig rescaled = config_;
+  rescaled.data.long_side_min = rescaled.data.crop;
+  rescaled.data.long_side_max = rescaled.data.crop * 2;
+  try {
+    train(rescaled, o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("differs in: data"), std::string::npos) << e.what();
   }
 }
 

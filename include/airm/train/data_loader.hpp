@@ -7,6 +7,11 @@
 // draws unchanged):
 //  1. Read: read_image (BGR, EXIF applied) and read_mask_u8 (> 127 is
 //     foreground; a mask of another size is fitted like fit_mask_to does).
+//  1b. Rescale (only when long_side_max > 0): image and mask resized so the
+//     long side is an integer uniform in [long_side_min, long_side_max]
+//     (drawn from the crop stage's generator; area filter when shrinking,
+//     bilinear when enlarging; mask re-thresholded at half): the scales the
+//     network will see at inference (the segmenter runs at a fixed long side).
 //  2. Cover: if a side is shorter than `crop`, image and mask are scaled up
 //     (bilinear; mask re-thresholded at half) so the SHORT side equals `crop`
 //     (aspect ratio kept). CascadePSP pads instead; padding would feed the
@@ -70,6 +75,8 @@ struct DataOptions {
   int lowres_min = 4;
   int lowres_max = 16;
   double copy_paste = 0.0;        // probability of pasting a ground-truth object of another image
+  int long_side_min = 0;          // rescale each image to a long side in [min, max] first (0, 0: native size)
+  int long_side_max = 0;
   // Where the coarse mask is made: "crop" (the cropped ground truth, after the
   // paste; lowres factor relative to the crop) or "image" (the whole covered
   // image's ground truth, then cropped with it: the degradation the val
