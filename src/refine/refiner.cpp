@@ -1,5 +1,7 @@
 // The Refiner: loading once, options, and the coarse-to-fine stage loop.
 #include "airm/refiner.hpp"
+
+#include "airm/bf16.hpp"
 #include "airm/parallel.hpp"
 
 #include <algorithm>
@@ -166,7 +168,7 @@ cv::Mat Refiner::refine(const cv::Mat& image, const cv::Mat& coarse, const Refin
   const std::vector<double> scales = plan_scales(output, options);
 
   torch::NoGradGuard no_grad;
-  AirmNet& net = options.bf16 ? net_bf16_ : net_;
+  AirmNet& net = use_bf16(options.bf16, device_) ? net_bf16_ : net_;  // fp32 (with a note) where bf16 cannot run
   RefineStats local;
   cv::Mat prob;  // the refined probabilities of the last stage, at its grid
   for (size_t k = 0; k < scales.size(); ++k) {

@@ -3,6 +3,7 @@
 
 #include <optional>
 
+#include "airm/bf16.hpp"
 #include "airm/error.hpp"
 #include "airm/model/implicit_function.hpp"
 #include "airm/model/pretrained.hpp"
@@ -21,7 +22,8 @@ namespace {
 
 class RefineTask : public TrainTask {
  public:
-  RefineTask(const TrainConfig& config, const TrainerOptions& options) : config_(config), options_(options) {
+  RefineTask(const TrainConfig& config, const TrainerOptions& options)
+      : config_(config), options_(options), bf16_(use_bf16(config.bf16, options.device)) {
     torch::manual_seed(config.seed);
     net_ = AirmNet(config.model);
     // Starting points (a resumed run takes everything from its checkpoint instead).
@@ -54,11 +56,11 @@ class RefineTask : public TrainTask {
     Encoded encoded;
     torch::Tensor logits;
     {
-      AutocastScope autocast(config_.bf16 && kAutocastEncoder, device);
+      AutocastScope autocast(bf16_ && kAutocastEncoder, device);
       encoded = net_->encode(batch.input, with_affinity);
     }
     {
-      AutocastScope autocast(config_.bf16, device);
+      AutocastScope autocast(bf16_, device);
       logits = net_->query(encoded, batch.input, batch.coord, cell_);
     }
     logits = logits.to(torch::kFloat);
@@ -83,7 +85,7 @@ class RefineTask : public TrainTask {
 
   TaskValidation validate(const std::function<bool()>& should_stop) override {
     if (!val_set_) val_set_ = load_validation_set(config_, options_);
-    return {run_validation(net_, *val_set_, options_.device, config_.bf16, should_stop), val_set_->coarse_summaries};
+    return {run_validation(net_, *val_set_, options_.device, bf16_, should_stop), val_set_->coarse_summaries};
   }
 
   void before_step(int64_t step) override {
@@ -93,6 +95,7 @@ class RefineTask : public TrainTask {
  private:
   const TrainConfig& config_;
   const TrainerOptions& options_;
+  const bool bf16_;  // config.bf16 where this machine can run it (airm/bf16.hpp)
   AirmNet net_{nullptr};
   torch::Tensor cell_;
   std::optional<ValidationSet> val_set_;
