@@ -125,6 +125,13 @@ std::vector<torch::Tensor> AirmNetImpl::mobilenet_stages(const torch::Tensor& in
   return stages;
 }
 
+std::vector<torch::Tensor> AirmNetImpl::encoder_stages(const torch::Tensor& input) {
+  // input [B,C,H,W] -> the maps the fusion takes
+  if (mit_) return mit_->forward(input, false).stages;
+  if (mobilenet_) return mobilenet_stages(input);
+  return resnet_->forward(input).list();
+}
+
 torch::Tensor AirmNetImpl::sample_guide(const torch::Tensor& input, const torch::Tensor& coord) {
   TORCH_CHECK(coord.dim() == 3 && coord.size(2) == 2, "expected coord [B,Q,2], got ", coord.sizes());
   // grid_sample wants (x, y); our coordinates are (y, x).

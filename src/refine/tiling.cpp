@@ -35,13 +35,7 @@ torch::Tensor network_input(const cv::Mat& image, const cv::Mat& mask, const cv:
 
 // Encoder and fusion of one input (what AirmNet::encode does before the hypernetwork).
 torch::Tensor encode_features(AirmNet& net, const torch::Tensor& input) {
-  std::vector<torch::Tensor> stages;
-  if (net->mit_) {
-    stages = net->mit_->forward(input, false).stages;
-  } else {
-    stages = net->resnet_->forward(input).list();
-  }
-  return net->fusion_->forward(input, stages);
+  return net->fusion_->forward(input, net->encoder_stages(input));
 }
 
 // Blending weights along one axis of a tile: 1 inside, a linear ramp over `ramp` cells towards an edge that

@@ -388,33 +388,38 @@ TEST(RefinerDevice, UnknownOrMissingDeviceIsAnError) {
 }
 
 TEST(RefinerResidual, DenseSingleScaleEqualsTheNetworksForward) {
-  // The refiner adds the coarse prior on its own query path: it must agree with AirmNet::forward.
-  torch::manual_seed(3);
-  airm::ModelConfig config = airm::ModelConfig::load(airm::test::source_dir() / "configs" / "airm_mit_b0_residual.json");
-  ASSERT_TRUE(config.residual);
-  airm::AirmNet net(config);
-  net->eval();
-  cv::Mat image(64, 96, CV_8UC3), mask(64, 96, CV_32F);
-  cv::randu(image, 0, 255);
-  cv::randu(mask, 0.0f, 1.0f);
-  cv::Mat rgb;
-  cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
-  const torch::Tensor rgb_t =
-      torch::from_blob(rgb.data, {1, 64, 96, 3}, torch::kByte).permute({0, 3, 1, 2}).to(torch::kFloat) / 255.0;
-  const torch::Tensor mask_t = torch::from_blob(mask.data, {1, 1, 64, 96}, torch::kFloat).clone();
-  torch::Tensor reference;
-  {
-    torch::NoGradGuard no_grad;
-    reference = torch::sigmoid(net->forward(airm::normalize_input(rgb_t, mask_t),
-                                            airm::make_pixel_grid(64, 96).unsqueeze(0), airm::cell_for(64, 96)))
-                    .view({64, 96});
+  // The refiner adds the coarse prior on its own query path and runs the encoder through its own stage
+  // encoder: it must agree with AirmNet::forward, for each encoder family (MiT; the pretrained
+  // MobileNetV2, which the stage encoder once did not know).
+  for (const char* file : {"airm_mit_b0_residual.json", "airm_mnv2_residual.json"}) {
+    SCOPED_TRACE(file);
+    torch::manual_seed(3);
+    airm::ModelConfig config = airm::ModelConfig::load(airm::test::source_dir() / "configs" / file);
+    ASSERT_TRUE(config.residual);
+    airm::AirmNet net(config);
+    net->eval();
+    cv::Mat image(64, 96, CV_8UC3), mask(64, 96, CV_32F);
+    cv::randu(image, 0, 255);
+    cv::randu(mask, 0.0f, 1.0f);
+    cv::Mat rgb;
+    cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
+    const torch::Tensor rgb_t =
+        torch::from_blob(rgb.data, {1, 64, 96, 3}, torch::kByte).permute({0, 3, 1, 2}).to(torch::kFloat) / 255.0;
+    const torch::Tensor mask_t = torch::from_blob(mask.data, {1, 1, 64, 96}, torch::kFloat).clone();
+    torch::Tensor reference;
+    {
+      torch::NoGradGuard no_grad;
+      reference = torch::sigmoid(net->forward(airm::normalize_input(rgb_t, mask_t),
+                                              airm::make_pixel_grid(64, 96).unsqueeze(0), airm::cell_for(64, 96)))
+                      .view({64, 96});
+    }
+    airm::Refiner refiner(net, airm::RefinerOptions{"cpu", 1});
+    RefineOptions options;
+    options.scales = {1.0};
+    options.dense = true;
+    options.pad = 0;
+    const cv::Mat refined = refiner.refine(image, mask, options);
+    const cv::Mat expected(64, 96, CV_32F, reference.contiguous().data_ptr<float>());
+    EXPECT_LE(max_abs_diff(refined, expected), 1e-5);
   }
-  airm::Refiner refiner(net, airm::RefinerOptions{"cpu", 1});
-  RefineOptions options;
-  options.scales = {1.0};
-  options.dense = true;
-  options.pad = 0;
-  const cv::Mat refined = refiner.refine(image, mask, options);
-  const cv::Mat expected(64, 96, CV_32F, reference.contiguous().data_ptr<float>());
-  EXPECT_LE(max_abs_diff(refined, expected), 1e-5);
 }

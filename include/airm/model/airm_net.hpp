@@ -63,6 +63,8 @@ struct AirmNetImpl : torch::nn::Module {
   // The MobileNetV2 encoder's maps (strides 4, 8, 16, 16) and its input:
   // input [B,C,H,W] (normalize_input) -> RGB as 2*rgb-1, other channels as given.
   std::vector<torch::Tensor> mobilenet_stages(const torch::Tensor& input);
+  // input [B,C,H,W] -> the encoder's maps that the fusion takes (any encoder; no affinity)
+  std::vector<torch::Tensor> encoder_stages(const torch::Tensor& input);
   static torch::Tensor mobilenet_input(const torch::Tensor& input);
 
   // One encoder is set, the others stay null.
