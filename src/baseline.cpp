@@ -37,6 +37,19 @@ cv::Mat coarse_unit(const cv::Mat& bgr, const cv::Mat& coarse, const char* who) 
   return unit;
 }
 
+// GrabCut seeds its colour models with k-means on OpenCV's thread-local
+// generator: fixed while this lives, the caller's state given back after.
+class FixedOpenCvRng {
+ public:
+  FixedOpenCvRng() : caller_(cv::theRNG()) { cv::theRNG() = cv::RNG(0x12345678); }
+  ~FixedOpenCvRng() { cv::theRNG() = caller_; }
+  FixedOpenCvRng(const FixedOpenCvRng&) = delete;
+  FixedOpenCvRng& operator=(const FixedOpenCvRng&) = delete;
+
+ private:
+  const cv::RNG caller_;
+};
+
 cv::Mat binary(const cv::Mat& unit, double threshold) {
   cv::Mat out;
   cv::compare(unit, threshold, out, cv::CMP_GE);
@@ -91,18 +104,10 @@ cv::Mat grabcut_refine(const cv::Mat& bgr, const cv::Mat& coarse, const GrabCutO
   labels.setTo(cv::GC_PR_FGD, mask);
   labels.setTo(cv::GC_FGD, eroded);
   cv::Mat background_model, foreground_model;
-  // GrabCut seeds its colour models with k-means on OpenCV's thread-local
-  // generator: fix it for the call (same mask for the same input, every
-  // run) and give the caller's state back.
-  const cv::RNG caller = cv::theRNG();
-  cv::theRNG() = cv::RNG(0x12345678);
-  try {
+  {
+    const FixedOpenCvRng fixed;  // same mask for the same input, every run
     cv::grabCut(bgr, labels, cv::Rect(), background_model, foreground_model, options.iterations, cv::GC_INIT_WITH_MASK);
-  } catch (...) {
-    cv::theRNG() = caller;
-    throw;
   }
-  cv::theRNG() = caller;
   cv::Mat out = (labels == cv::GC_FGD) | (labels == cv::GC_PR_FGD);
   return out;
 }

@@ -23,7 +23,6 @@ cv::Mat resize_mask01(const cv::Mat& m01, cv::Size size) {
   return out;
 }
 
-// Stage 2: scale up so the short side reaches `crop` (nothing when it already does).
 // Stage 1b: the long side to `long_side` (aspect kept).
 void rescale(LoadedSample& s, int long_side) {
   const int w = s.bgr.cols, h = s.bgr.rows;
@@ -37,6 +36,7 @@ void rescale(LoadedSample& s, int long_side) {
   s.bgr = bgr;
 }
 
+// Stage 2: scale up so the short side reaches `crop` (nothing when it already does).
 void cover(LoadedSample& s, int crop) {
   const int w = s.bgr.cols, h = s.bgr.rows;
   if (std::min(w, h) >= crop) return;
