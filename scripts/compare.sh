@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The refiner beside its peers on the same coarse masks, as docs/RESULTS.md reports it: for each split
-# (val, probe) and coarse source (perturb seed 0, low-res x8, the DeepLabV3-MobileNetV2 of
+# (val, probe, and scenes4k: SCENES4K generated 3840x2160 scenes, `airm synth` seed 7000, which no
+# training data uses) and coarse source (perturb seed 0, low-res x8, the DeepLabV3-MobileNetV2 of
 # ../shared/pretrained zero-shot), the coarse masks themselves, OpenCV's guided filter, GrabCut from the
 # mask (`airm baseline`) and, when MODEL is given, `airm refine` with default options; all scored with
 # `airm eval`. Prints one Markdown table (IoU and mBA in %, s/img = wall time of the batch / images,
 # model loading included); per-image CSVs stay in OUT.
 #
 #   bash scripts/compare.sh [MODEL|-] [OUT] [SHARED]   (defaults: - out/compare ../shared)
-#   SPLITS="val" SOURCES="perturb deeplab" METHODS="guided" bash scripts/compare.sh ...
+#   SPLITS="val scenes4k" SOURCES="perturb deeplab" METHODS="guided" SCENES4K=6 bash scripts/compare.sh ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:--}
@@ -15,15 +16,23 @@ out=${2:-out/compare}
 shared=${3:-../shared}
 data=$shared/data
 airm=${AIRM:-build/bin/airm}
-splits=${SPLITS:-val probe}
+splits=${SPLITS:-val probe scenes4k}
 sources=${SOURCES:-perturb lowres deeplab}
 methods=${METHODS:-guided grabcut}
 [ "$model" = "-" ] || { [ -f "$model" ] || { echo "error: no model at $model" >&2; exit 1; }; methods="$methods airm"; }
 [ -d "$data" ] || { echo "error: no dataset at $data" >&2; exit 1; }
 mkdir -p "$out"
 
+# The generated 4K scenes: their own data root with a one-row SPLITS.md.
+scenes=$out/scenes4k-data
+if [[ " $splits " == *" scenes4k "* ]] && [ ! -d "$scenes" ]; then
+  "$airm" synth --size 3840x2160 --count "${SCENES4K:-6}" --seed 7000 --out "$scenes.tmp/synth4k" --quiet >&2
+  printf '| split | sets |\n|---|---|\n| scenes4k | synth4k |\n' > "$scenes.tmp/SPLITS.md"
+  mv "$scenes.tmp" "$scenes"
+fi
+root_of() { if [ "$1" = scenes4k ]; then echo "$scenes"; else echo "$data"; fi; }
 # DATA/SET folders of a split, from SPLITS.md's table row.
-sets_of() { awk -F'|' -v s="$1" '$2 ~ "^ *"s" *$" {gsub(/ /, "", $3); print $3}' "$data/SPLITS.md" | tr ',' ' '; }
+sets_of() { awk -F'|' -v s="$1" '$2 ~ "^ *"s" *$" {gsub(/ /, "", $3); print $3}' "$(root_of "$1")/SPLITS.md" | tr ',' ' '; }
 
 deeplab=runs/pretrained/deeplabv3_mnv2_pascal.pt
 timed() {  # timed FILE COUNT cmd...: runs cmd, appends "seconds/COUNT" to FILE
@@ -34,6 +43,7 @@ timed() {  # timed FILE COUNT cmd...: runs cmd, appends "seconds/COUNT" to FILE
 }
 
 for split in $splits; do
+  root=$(root_of "$split")
   for source in $sources; do
     d="$out/$split-$source"
     if [ ! -d "$d" ]; then
@@ -41,13 +51,13 @@ for split in $splits; do
         [ -f "$deeplab" ] || bash scripts/import_pretrained.sh "$shared" "$airm" >&2
         for set in $(sets_of "$split"); do
           mkdir -p "$d.tmp/$set"
-          ln -s "$(realpath "$data/$set/images")" "$d.tmp/$set/images"
-          ln -s "$(realpath "$data/$set/masks")" "$d.tmp/$set/masks"
-          "$airm" segment --segmenter "$deeplab" --images "$data/$set/images" -o "$d.tmp/$set/coarse" --quiet > /dev/null
+          ln -s "$(realpath "$root/$set/images")" "$d.tmp/$set/images"
+          ln -s "$(realpath "$root/$set/masks")" "$d.tmp/$set/masks"
+          "$airm" segment --segmenter "$deeplab" --images "$root/$set/images" -o "$d.tmp/$set/coarse" --quiet > /dev/null
         done
         mv "$d.tmp" "$d"
       else
-        "$airm" degrade --data "$data" --split "$split" --mode "$source" --seed 0 --out "$d" >&2
+        "$airm" degrade --data "$root" --split "$split" --mode "$source" --seed 0 --out "$d" >&2
       fi
     fi
     "$airm" eval --data "$d" --coarse --json "$d-coarse.json" --csv "$d-coarse.csv" --quiet > /dev/null

@@ -8,7 +8,7 @@
 # Outputs go to out/example/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh build
+AIRM_TARGETS=airm_cli bash scripts/setup.sh build  # the library and the CLI only; scripts/test.sh builds the rest
 airm=./build/bin/airm
 out=out/example
 rm -rf "$out"

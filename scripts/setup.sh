@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages airm needs (those missing only) and builds it.
 #   scripts/setup.sh [BUILD_DIR] [extra cmake args...]
+#   AIRM_TARGETS="airm" scripts/setup.sh build   (only these targets; default: everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${1:-build}
@@ -20,4 +21,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-cmake --build "$build_dir" -j "$(nproc)"
+targets=()
+for t in ${AIRM_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build_dir" -j "$(nproc)" "${targets[@]}"

@@ -58,11 +58,12 @@ fs::path resolve_weights(const std::string& given, const char* env_var, const ch
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
     for (fs::path dir = exe.parent_path(); !dir.empty(); dir = dir.parent_path()) {
-      if (fs::exists(dir / "models" / file)) return dir / "models" / file;
+      if (fs::exists(dir / "models" / file)) return dir / "models" / file;                              // source tree
+      if (fs::exists(dir / "share/airm/models" / file)) return dir / "share/airm/models" / file;  // installed prefix
       if (dir == dir.root_path()) break;
     }
   }
-  throw Error("", std::string("no weights: pass ") + flag + " FILE or set " + env_var + " (no models/" + file +
+  throw Error("", std::string("no weights: pass ") + flag + " FILE or set " + env_var + " (no models/" + file + " or share/airm/models/" + file +
                       " found in the folders above " +
                       (ec ? std::string("the airm binary") : exe.parent_path().string()) + ")");
 }

@@ -113,12 +113,13 @@ ImageResult refine_one(const Refiner& refiner, SegmenterNet* segmenter, const Re
   cv::Mat coarse;
   if (coarse_path.empty()) {
     const auto start = std::chrono::steady_clock::now();
-    coarse = segment_mask(*segmenter, image);
+    const cv::Mat mask = segment_mask(*segmenter, image);
     result.segment_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!job.coarse_out.empty()) {
       if (job.coarse_out.has_parent_path()) fs::create_directories(job.coarse_out.parent_path());
-      write_mask(job.coarse_out, coarse);
+      write_mask(job.coarse_out, mask);
     }
+    mask.convertTo(coarse, CV_32F, 1.0 / 255.0);  // as a coarse PNG is read: --save-coarse's file refines the same
   } else {
     coarse = fit_mask_to(read_mask(coarse_path, MaskMode::probability), image.size(), coarse_path);
   }

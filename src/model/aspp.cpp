@@ -7,6 +7,7 @@ AsppImpl::AsppImpl(int64_t in_channels, int64_t out_channels) {
   pool = register_module("pool", TfConv(in_channels, out_channels, 1, 1, 1, 1, TfActivation::kRelu));
   branch0 = register_module("branch0", TfConv(in_channels, out_channels, 1, 1, 1, 1, TfActivation::kRelu));
   project = register_module("project", TfConv(2 * out_channels, out_channels, 1, 1, 1, 1, TfActivation::kRelu));
+  for (TfConv* conv : {&pool, &branch0, &project}) (*conv)->reset_parameters();
 }
 
 torch::Tensor AsppImpl::forward(const torch::Tensor& x) {

@@ -52,6 +52,13 @@ TfConvImpl::TfConvImpl(int64_t in, int64_t out, int64_t kernel_, int64_t stride_
   bias = register_parameter("bias", torch::zeros({out}));
 }
 
+void TfConvImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  const double fan_out = static_cast<double>(out_channels / groups * kernel * kernel);
+  weight.normal_(0.0, std::sqrt(2.0 / fan_out));
+  bias.zero_();
+}
+
 torch::Tensor TfConvImpl::forward(const torch::Tensor& x) {
   // [B,in,H,W] -> [B,out,ceil(H/stride),ceil(W/stride)]
   TORCH_CHECK(x.dim() == 4 && x.size(1) == in_channels, "TfConv: expected [B,", in_channels, ",H,W], got ",
@@ -163,9 +170,7 @@ void MobileNetV2Impl::reset_parameters() {
   torch::NoGradGuard no_grad;
   for (auto& [name, conv] : convolutions()) {
     (void)name;
-    const double fan_out = static_cast<double>(conv->out_channels / conv->groups * conv->kernel * conv->kernel);
-    conv->weight.normal_(0.0, std::sqrt(2.0 / fan_out));
-    conv->bias.zero_();
+    conv->reset_parameters();
   }
 }
 

@@ -33,6 +33,7 @@ void rescale(LoadedSample& s, int long_side) {
   cv::Mat bgr;
   cv::resize(s.bgr, bgr, size, 0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
   s.gt = resize_mask01(s.gt, size);
+  if (!s.coarse.empty()) s.coarse = resize_mask01(s.coarse, size);
   s.bgr = bgr;
 }
 
@@ -46,6 +47,7 @@ void cover(LoadedSample& s, int crop) {
   cv::Mat bgr;
   cv::resize(s.bgr, bgr, cv::Size(nw, nh), 0, 0, cv::INTER_LINEAR);
   s.gt = resize_mask01(s.gt, cv::Size(nw, nh));
+  if (!s.coarse.empty()) s.coarse = resize_mask01(s.coarse, cv::Size(nw, nh));
   s.bgr = bgr;
 }
 
@@ -99,12 +101,17 @@ cv::Mat coarse_mask(const cv::Mat& gt01, const DataOptions& o, Rng& rng) {
 
 }  // namespace
 
+// A mask file as CV_8UC1 0/1 at `size` (> 127 is foreground).
+static cv::Mat read_mask01(const std::filesystem::path& path, cv::Size size) {
+  cv::Mat mask = fit_mask_to(read_mask_u8(path), size, path), out;
+  cv::threshold(mask, out, 127, 1, cv::THRESH_BINARY);
+  return out;
+}
+
 LoadedSample load_sample(const Sample& sample) {
   LoadedSample s;
   s.bgr = read_image(sample.image);
-  cv::Mat mask = read_mask_u8(sample.gt);
-  mask = fit_mask_to(mask, s.bgr.size(), sample.gt);
-  cv::threshold(mask, s.gt, 127, 1, cv::THRESH_BINARY);
+  s.gt = read_mask01(sample.gt, s.bgr.size());
   return s;
 }
 
@@ -159,6 +166,10 @@ Crop make_crop(const std::vector<Sample>& samples, std::size_t index, const Data
   Rng coarse_rng = rng.split();
 
   LoadedSample s = load_sample(samples[index]);
+  if (o.stored_share > 0 && !samples[index].coarse.empty()) {
+    Rng stored_rng = rng.split();
+    if (stored_rng.chance(o.stored_share)) s.coarse = read_mask01(samples[index].coarse, s.bgr.size());
+  }
   if (o.long_side_max > 0) rescale(s, crop_rng.range(o.long_side_min, o.long_side_max));
   cover(s, o.crop);
   int x0 = crop_rng.range(0, s.bgr.cols - o.crop);
@@ -178,7 +189,11 @@ Crop make_crop(const std::vector<Sample>& samples, std::size_t index, const Data
   cv::Mat bgr = s.bgr(window).clone();
   cv::Mat gt = s.gt(window).clone();
   cv::Mat coarse;
-  if (o.coarse_from == "image") coarse = coarse_mask(s.gt, o, coarse_rng)(window).clone();
+  if (!s.coarse.empty()) {
+    coarse = s.coarse(window).clone();
+  } else if (o.coarse_from == "image") {
+    coarse = coarse_mask(s.gt, o, coarse_rng)(window).clone();
+  }
   if (o.flips && crop_rng.chance(0.5)) {
     cv::flip(bgr, bgr, 1);
     cv::flip(gt, gt, 1);

@@ -17,6 +17,7 @@ namespace airm::detail {
 struct LoadedSample {
   cv::Mat bgr;
   cv::Mat gt;
+  cv::Mat coarse;  // CV_8UC1 0/1 stored coarse mask, or empty when not used
 };
 
 // read_image + read_mask_u8 (> 127), the mask fitted to the image's size.

@@ -54,6 +54,7 @@ void DataOptions::validate(const std::string& source) const {
     if (long_side_max < long_side_min) fail("long_side_max", ">= long_side_min (" + std::to_string(long_side_min) + ")",
                                             std::to_string(long_side_max));
   }
+  probability("stored_share", stored_share);
   if (coarse_from != "crop" && coarse_from != "image") fail("coarse_from", "crop or image", "'" + coarse_from + "'");
   probability("boundary_crop", boundary_crop);
   if (query_mode != "all" && query_mode != "boundary") fail("query_mode", "all or boundary", "'" + query_mode + "'");
@@ -75,6 +76,8 @@ nlohmann::json DataOptions::to_json() const {
           {"long_side_min", long_side_min},
           {"long_side_max", long_side_max},
           {"coarse_from", coarse_from},
+          {"stored_share", stored_share},
+          {"coarse_dir", coarse_dir},
           {"boundary_crop", boundary_crop},
           {"query_mode", query_mode},
           {"queries", queries},
@@ -103,6 +106,8 @@ DataOptions DataOptions::from_json(const nlohmann::json& json, const std::string
   json_fields::read(json, "long_side_min", o.long_side_min, source);
   json_fields::read(json, "long_side_max", o.long_side_max, source);
   json_fields::read(json, "coarse_from", o.coarse_from, source);
+  json_fields::read(json, "stored_share", o.stored_share, source);
+  json_fields::read(json, "coarse_dir", o.coarse_dir, source);
   json_fields::read(json, "boundary_crop", o.boundary_crop, source);
   json_fields::read(json, "query_mode", o.query_mode, source);
   json_fields::read(json, "queries", o.queries, source);
@@ -113,6 +118,28 @@ DataOptions DataOptions::from_json(const nlohmann::json& json, const std::string
 }
 
 // ---------------------------------------------------------------- loader
+
+namespace {
+
+// coarse_dir/DATASET/NAME.png for every sample without a stored coarse mask.
+void attach_stored_coarse(std::vector<Sample>& samples, const std::filesystem::path& dir) {
+  std::size_t found = 0;
+  for (Sample& sample : samples) {
+    if (!sample.coarse.empty()) continue;
+    const std::filesystem::path p = dir / sample.dataset / (sample.name + ".png");
+    if (std::filesystem::is_regular_file(p)) {
+      sample.coarse = p;
+      ++found;
+    }
+  }
+  if (found == 0) {
+    throw Error(dir.string(), "coarse masks named DATASET/NAME.png for the training samples (e.g. " +
+                                  (dir / samples.front().dataset / (samples.front().name + ".png")).string() + ")",
+                "none");
+  }
+}
+
+}  // namespace
 
 struct TrainLoader::State {
   // Fixed at construction.
@@ -267,6 +294,7 @@ TrainLoader::TrainLoader(std::vector<Sample> samples, DataOptions options, int b
   s.world_size = world_size;
   s.workers = workers;
   s.prefetch = prefetch;
+  if (!s.options.coarse_dir.empty()) attach_stored_coarse(s.samples, s.options.coarse_dir);
   for (int i = 0; i < workers; ++i) s.threads.emplace_back([&s] { s.work(); });
 }
 

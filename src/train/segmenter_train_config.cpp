@@ -76,7 +76,7 @@ SegmenterTrainConfig SegmenterTrainConfig::from_json(const nlohmann::json& json,
   json_fields::read_path(json, "encoder_weights", config.encoder_weights, source, base_dir);
   json_fields::read_path(json, "init_weights", config.init_weights, source, base_dir);
   if (auto it = json.find("loss"); it != json.end()) config.loss = SegmentLossWeights::from_json(*it, source);
-  config.read_schedule(json, source);
+  config.read_schedule(json, source, base_dir);
   config.validate(source);
   return config;
 }

@@ -93,8 +93,14 @@ void TrainSchedule::schedule_to_json(nlohmann::json& json) const {
   json["bf16"] = bf16;
 }
 
-void TrainSchedule::read_schedule(const nlohmann::json& json, const std::string& source) {
-  if (auto it = json.find("data"); it != json.end()) data = DataOptions::from_json(*it, source);
+void TrainSchedule::read_schedule(const nlohmann::json& json, const std::string& source,
+                                  const std::filesystem::path& base_dir) {
+  if (auto it = json.find("data"); it != json.end()) {
+    data = DataOptions::from_json(*it, source);
+    if (!data.coarse_dir.empty() && std::filesystem::path(data.coarse_dir).is_relative() && !base_dir.empty()) {
+      data.coarse_dir = std::filesystem::absolute(base_dir / data.coarse_dir).lexically_normal().string();
+    }
+  }
   if (auto it = json.find("optimizer"); it != json.end()) optimizer = OptimizerOptions::from_json(*it, source);
   json_fields::read(json, "iterations", iterations, source);
   json_fields::read(json, "batch", batch, source);
@@ -136,7 +142,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json, const std::string
   json_fields::read_path(json, "encoder_weights", config.encoder_weights, source, base_dir);
   json_fields::read_path(json, "init_weights", config.init_weights, source, base_dir);
   if (auto it = json.find("loss"); it != json.end()) config.loss = LossWeights::from_json(*it, source);
-  config.read_schedule(json, source);
+  config.read_schedule(json, source, base_dir);
   config.validate(source);
   return config;
 }

@@ -277,11 +277,16 @@ TEST(MitReference, OfficialB0StagesMatch) {
     const auto& expected = dict.at("__stage" + std::to_string(s + 1) + "__");
     ASSERT_EQ(out.stages[s].sizes(), expected.sizes()) << s;
     const double err = max_abs(out.stages[s], expected);
-    std::printf("[ref] stage%zu max abs error %.3g (|ref| max %.3g)\n", s + 1, err,
-                expected.abs().max().item<double>());
-    EXPECT_LE(err, 1e-4) << "stage " << s + 1;
-    // Far below float noise on average (a wrong LayerNorm eps alone gives ~5e-6).
-    EXPECT_LE((out.stages[s] - expected).abs().mean().item<double>(), 1e-6) << "stage " << s + 1;
+    const double mean_err = (out.stages[s] - expected).abs().mean().item<double>();
+    const double mean_ref = expected.abs().mean().item<double>();
+    std::printf("[ref] stage%zu max abs error %.3g, mean %.3g (|ref| max %.3g, mean %.3g)\n", s + 1, err, mean_err,
+                expected.abs().max().item<double>(), mean_ref);
+    EXPECT_LE(err, 1e-4) << "stage " << s + 1;  // ~170 eps of max |ref| (~5); rounding gives <= 6e-6
+    // On average the error is rounding noise, which grows with depth: another SIMD path
+    // (oneDNN capped at AVX2) gives ~1.6 eps * mean |ref| per stage (6.7e-7 at stage 4), a
+    // wrong LayerNorm eps (1e-5 for 1e-6) ~35 eps * mean |ref| (3.3e-6) at every stage. Bound:
+    // 8 eps * stage number * mean |ref| (~5x the noise; the wrong eps fails stages 1-2 by 2-4x).
+    EXPECT_LE(mean_err, 8.0 * static_cast<double>(s + 1) * airm::test::kEpsFloat32 * mean_ref) << "stage " << s + 1;
   }
 }
 

@@ -145,7 +145,9 @@ TEST(Tflite, DeepLabV3Graph) {
   EXPECT_EQ(count_ops(m, op::kConcatenation), 1);
   EXPECT_EQ(count_ops(m, op::kResizeBilinear), 3);
   for (const auto& o : m.operators) {
-    if (o.code == op::kResizeBilinear) EXPECT_TRUE(o.align_corners);
+    if (o.code == op::kResizeBilinear) {
+      EXPECT_TRUE(o.align_corners);
+    }
     if (o.code == op::kAveragePool2d) {
       EXPECT_EQ(o.filter_h, 33);
       EXPECT_FALSE(o.same_padding);

@@ -12,6 +12,7 @@
 #include "airm/error.hpp"
 #include "airm/image_io.hpp"
 #include "refiner_fixture.hpp"
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 using airm::RefineOptions;
@@ -335,11 +336,15 @@ TEST_F(RefinerTest, EncoderMatchesTheNetworksOwnEncode) {
       torch::from_blob(rgb.data, {1, 96, 128, 3}, torch::kByte).permute({0, 3, 1, 2}).to(torch::kFloat) / 255.0;
   const torch::Tensor mask_t = torch::from_blob(mask.data, {1, 1, 96, 128}, torch::kFloat).clone();
   const airm::Encoded ref = net->encode(airm::normalize_input(rgb_t, mask_t));
-  EXPECT_TRUE(torch::allclose(enc.features, ref.features, 1e-5, 1e-5));
+  // The same float32 network on the same pixels, reached by another path (OpenCV vs torch
+  // conversion, the tile's layout): at most reordered sums, a few ulps of each map's
+  // magnitude carried through the encoder; 1e-5 (~84 eps) of max |reference|.
+  using airm::test::tensors_close;
+  EXPECT_TRUE(tensors_close(enc.features, ref.features, 1e-5));
   ASSERT_EQ(enc.weights.size(), ref.weights.size());
   for (size_t l = 0; l < ref.weights.size(); ++l) {
-    EXPECT_TRUE(torch::allclose(enc.weights[l].weight, ref.weights[l].weight, 1e-5, 1e-6));
-    EXPECT_TRUE(torch::allclose(enc.weights[l].bias, ref.weights[l].bias, 1e-5, 1e-6));
+    EXPECT_TRUE(tensors_close(enc.weights[l].weight, ref.weights[l].weight, 1e-5)) << "layer " << l;
+    EXPECT_TRUE(tensors_close(enc.weights[l].bias, ref.weights[l].bias, 1e-5)) << "layer " << l;
   }
   EXPECT_DOUBLE_EQ(enc.sy, 1.0);
   EXPECT_DOUBLE_EQ(enc.ty, 0.0);

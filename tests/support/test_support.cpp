@@ -12,6 +12,7 @@
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <torch/torch.h>
 
 #include "airm/error.hpp"
 #include "airm/synth.hpp"
@@ -90,6 +91,29 @@ long count_differences(const cv::Mat& a, const cv::Mat& b) {
   cv::Mat diff;
   cv::compare(a, b, diff, cv::CMP_NE);
   return cv::countNonZero(diff);
+}
+
+::testing::AssertionResult tensors_close(const at::Tensor& actual, const at::Tensor& expected, double rtol,
+                                         double atol) {
+  if (actual.sizes() != expected.sizes()) {
+    return ::testing::AssertionFailure() << "shapes differ: " << actual.sizes() << " vs " << expected.sizes();
+  }
+  if (actual.numel() == 0) return ::testing::AssertionSuccess();
+  const torch::Tensor a = actual.detach().to(torch::kCPU, torch::kDouble);
+  const torch::Tensor e = expected.detach().to(torch::kCPU, torch::kDouble);
+  const double error = (a - e).abs().max().item<double>();  // NaN anywhere: NaN, which fails below
+  const double scale = e.abs().max().item<double>();
+  const double bound = atol + rtol * scale;
+  char text[200];
+  std::snprintf(text, sizeof text, "max |actual - expected| %.3g, max |expected| %.3g, bound %.3g (rtol %.3g, atol %.3g)",
+                error, scale, bound, rtol, atol);
+  if (std::getenv("AIRM_TEST_LOG_TOLERANCE")) {
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::printf("[ tol  ] %s.%s: %s, %.2g of the bound\n", test ? test->test_suite_name() : "?",
+                test ? test->name() : "?", text, error / bound);
+  }
+  if (error <= bound) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << text;
 }
 
 void make_synth_dataset(const std::filesystem::path& dir) {

@@ -5,6 +5,8 @@
 #include <functional>
 #include <string>
 
+#include <ATen/core/ATen_fwd.h>  // at::Tensor (torch::Tensor), declared only
+#include <gtest/gtest.h>
 #include <opencv2/core.hpp>
 
 namespace airm::test {
@@ -53,5 +55,23 @@ void make_synth_dataset(const std::filesystem::path& dir);
 
 // Number of pixels where two single-channel masks differ.
 long count_differences(const cv::Mat& a, const cv::Mat& b);
+
+// Machine epsilons for tolerances: the spacing of numbers just above 1.
+inline constexpr double kEpsFloat32 = 1.1920928955078125e-7;  // 2^-23
+inline constexpr double kEpsBFloat16 = 7.8125e-3;             // 2^-7
+
+// Floating-point tensors of one shape agree when
+//   max |actual - expected| <= atol + rtol * max |expected|
+// (computed in double). The bound is norm-wise, not per element like
+// torch::allclose: reordered sums (SIMD width, GEMM blocking, threads differ
+// between CPUs) err by a multiple of eps times the magnitude the computation
+// passed through, so an element near zero gets no less slack than a large one.
+// Choose rtol from the operation (reduction length, dtype, depth) and atol only
+// where the relevant magnitude is not that of `expected`. The failure message
+// gives the error, max |expected| and the bound; with AIRM_TEST_LOG_TOLERANCE
+// set, passing checks print them too (to audit margins on another CPU).
+// Use as EXPECT_TRUE(tensors_close(a, b, rtol, atol)) << "what".
+::testing::AssertionResult tensors_close(const at::Tensor& actual, const at::Tensor& expected, double rtol,
+                                         double atol = 0.0);
 
 }  // namespace airm::test

@@ -522,6 +522,67 @@ TEST(TrainLoader, RescaleToALongSideBeforeCropping) {
   EXPECT_GT(whole, 0);
 }
 
+TEST(TrainLoader, StoredCoarseMasksFollowTheImage) {
+  // Stored masks equal to the ground truth go
+  // through rescale, cover, crop and flip with the image: with stored_share 1
+  // every coarse mask equals its ground truth exactly.
+  Fixture f;
+  add_shapes(f);
+  TempDir stored("airm-stored");
+  const fs::path dir = stored.path() / "masks";
+  fs::create_directories(dir / "set");
+  for (const Sample& s : f.samples()) {
+    cv::Mat gt = cv::imread(s.gt.string(), cv::IMREAD_GRAYSCALE);
+    ASSERT_TRUE(cv::imwrite((dir / "set" / (s.name + ".png")).string(), gt));
+  }
+  DataOptions o = small_options(64);
+  o.long_side_min = 96;
+  o.long_side_max = 200;
+  o.coarse_dir = dir.string();
+  o.stored_share = 1.0;
+  TrainLoader all(f.samples(), o, 7, 5, 0, 1, 0);
+  int differs_from_perturbed = 0;
+  DataOptions synthetic = o;
+  synthetic.coarse_dir.clear();
+  synthetic.stored_share = 0.0;
+  TrainLoader none(f.samples(), synthetic, 7, 5, 0, 1, 0);
+  for (int it = 0; it < 3; ++it) {
+    const TrainBatch b = all.make_batch(it);
+    EXPECT_TRUE(torch::equal(b.coarse, b.gt)) << "iteration " << it;
+    const TrainBatch n = none.make_batch(it);
+    EXPECT_TRUE(torch::equal(b.gt, n.gt)) << "iteration " << it;  // crops and flips unchanged
+    differs_from_perturbed += !torch::equal(n.coarse, n.gt);
+  }
+  EXPECT_EQ(differs_from_perturbed, 3);
+
+  // stored_share 0: the stream of a loader without stored masks, bit for bit.
+  o.stored_share = 0.0;
+  TrainLoader off(f.samples(), o, 7, 5, 0, 1, 0);
+  for (int it = 0; it < 3; ++it) expect_same(off.make_batch(it), none.make_batch(it), "share 0");
+
+  // stored_share 1/2: some images use their stored mask, others a synthetic one.
+  o.stored_share = 0.5;
+  TrainLoader half(f.samples(), o, 7, 5, 0, 1, 0);
+  int stored_used = 0, images = 0;
+  for (int it = 0; it < 6; ++it) {
+    const TrainBatch b = half.make_batch(it);
+    for (int64_t i = 0; i < b.gt.size(0); ++i, ++images) stored_used += torch::equal(b.coarse[i], b.gt[i]);
+  }
+  EXPECT_GT(stored_used, images / 5);
+  EXPECT_LT(stored_used, images * 4 / 5);
+
+  // A folder that holds none of the samples' masks is refused, naming it.
+  o.coarse_dir = (stored.path() / "empty").string();
+  fs::create_directories(o.coarse_dir);
+  try {
+    TrainLoader refused(f.samples(), o, 2, 0, 0, 1, 0);
+    FAIL() << "expected airm::Error";
+  } catch (const airm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("empty"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("DATASET/NAME.png"), std::string::npos) << e.what();
+  }
+}
+
 TEST(TrainLoader, PrefetchOverlapsASlowConsumer) {
   Fixture f;
   add_shapes(f);
@@ -594,6 +655,8 @@ TEST(DataOptions, JsonRoundTripUnknownKeysAndFieldErrors) {
   o.query_mode = "boundary";
   o.perturb.min_iou = 0.7;
   o.copy_paste = 0.25;
+  o.stored_share = 0.3;
+  o.coarse_dir = "masks/deeplab";
   const DataOptions back = DataOptions::from_json(o.to_json());
   EXPECT_EQ(back.to_json(), o.to_json());
   EXPECT_EQ(DataOptions::from_json(nlohmann::json::object()).to_json(), DataOptions().to_json());
@@ -622,6 +685,7 @@ TEST(DataOptions, JsonRoundTripUnknownKeysAndFieldErrors) {
             std::string::npos);
   EXPECT_NE(message({{"crop", 64}, {"long_side_min", 300}, {"long_side_max", 200}}).find("long_side_max: expected >= long_side_min (300)"),
             std::string::npos);
+  EXPECT_NE(message({{"stored_share", 2.0}}).find("stored_share"), std::string::npos);
   EXPECT_NE(message(nlohmann::json::array()), "");
 }
 

@@ -51,12 +51,16 @@ struct MobileNetV2Options {
 enum class TfActivation : int64_t { kNone = 0, kRelu = 1, kRelu6 = 3 };
 
 // A convolution with bias (batch norm folded), TensorFlow SAME padding, and
-// a fused activation.
+// a fused activation. The constructor allocates the weight without drawing
+// it: its owner calls reset_parameters() (in the owner's order, so one
+// generator stream per network) or imports weights.
 struct TfConvImpl : torch::nn::Module {
   TfConvImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t dilation, int64_t groups,
              TfActivation activation);
   // [B,in,H,W] -> [B,out,ceil(H/stride),ceil(W/stride)]
   torch::Tensor forward(const torch::Tensor& x);
+  // He normal over the fan-out (MobileNetV2's initialisation), bias zero.
+  void reset_parameters();
 
   int64_t in_channels, out_channels, kernel, stride, dilation, groups;
   TfActivation activation;

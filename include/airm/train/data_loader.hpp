@@ -37,6 +37,13 @@
 //     perturb.max_iou); else lowres_mask with an integer factor uniform in
 //     [lowres_min, lowres_max] (relative to the crop's side). Cropping first
 //     is cheaper and lets the degradation scale with what the network sees.
+//     Stored masks (a real segmenter's output, Sample::coarse or
+//     coarse_dir/DATASET/NAME.png): with probability stored_share a sample
+//     that has one uses it instead (drawn from a generator split after the
+//     others, and only when stored_share > 0, so the stream without stored
+//     masks is unchanged); it is read like the ground truth (> 127, fitted
+//     to the image) and follows the image through rescale, cover, crop and
+//     flip; the paste does not reach it.
 //  7. Queries: "all": every pixel centre of the crop in row-major order
 //     (make_pixel_grid), target = gt there. "boundary": `queries` per image;
 //     round(queries * boundary_share) of them in the band of pixels within
@@ -82,6 +89,11 @@ struct DataOptions {
   // image's ground truth, then cropped with it: the degradation the val
   // split's `airm degrade` masks have, factor relative to the image).
   std::string coarse_from = "crop";
+  // Stored coarse masks: the probability that a sample with one uses it, and
+  // an optional folder of them laid out DIR/DATASET/NAME.png (a relative
+  // path in a training config is resolved against the config's folder).
+  double stored_share = 0.0;
+  std::string coarse_dir;
   // Probability that the crop is centred on a random ground-truth boundary
   // pixel (clamped inside the image) instead of placed uniformly.
   double boundary_crop = 0.0;
@@ -134,6 +146,10 @@ struct LoaderStats {
 // epoch 1's, ...: slot j of iteration i is stream position i*W*B + j, that
 // is position p mod N of epoch p / N. The augmentation of slot j of
 // iteration i is drawn from a generator seeded by (seed, i, j).
+//
+// Stored masks: with a coarse_dir, every sample without a Sample::coarse
+// gets coarse_dir/DATASET/NAME.png when that file exists; the constructor
+// throws airm::Error if coarse_dir is set and holds none of the samples.
 //
 // Threads: `workers` threads make batches i, i+1, ... ahead of next(), at most
 // `prefetch` batches ready or in the making; workers = 0 makes each batch on

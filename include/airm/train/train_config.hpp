@@ -57,8 +57,10 @@ struct TrainSchedule {
   void validate_schedule(const std::string& source = "") const;
   // Adds the schedule's keys to `json`.
   void schedule_to_json(nlohmann::json& json) const;
-  // Reads the schedule's keys present in `json` (unknown keys are the caller's check).
-  void read_schedule(const nlohmann::json& json, const std::string& source);
+  // Reads the schedule's keys present in `json` (unknown keys are the caller's
+  // check); a relative data.coarse_dir is resolved against `base_dir`.
+  void read_schedule(const nlohmann::json& json, const std::string& source,
+                     const std::filesystem::path& base_dir = {});
 };
 
 // Training the refiner (AirmNet).
