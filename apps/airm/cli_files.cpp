@@ -51,6 +51,15 @@ fs::path find_partner(const fs::path& dir, const fs::path& image) {
   return {};
 }
 
+fs::path require_coarse_mask(const fs::path& dir, const fs::path& image) {
+  fs::path coarse = find_partner(dir, image);
+  if (coarse.empty()) {
+    throw Error(image.string(),
+                "no coarse mask " + image.stem().string() + ".png (or another image type) in " + dir.string());
+  }
+  return coarse;
+}
+
 fs::path resolve_weights(const std::string& given, const char* env_var, const char* file, const char* flag) {
   if (!given.empty()) return given;
   if (const char* env = std::getenv(env_var); env != nullptr && *env != '\0') return env;

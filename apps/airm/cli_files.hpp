@@ -16,6 +16,8 @@ std::vector<std::filesystem::path> list_images(const std::filesystem::path& dir)
 // The partner of `image` in `dir` (its coarse mask, label map...): STEM.png
 // first, then STEM with any photo extension; empty if none.
 std::filesystem::path find_partner(const std::filesystem::path& dir, const std::filesystem::path& image);
+// find_partner for a coarse mask that must exist: throws airm::Error naming the image and the folder.
+std::filesystem::path require_coarse_mask(const std::filesystem::path& dir, const std::filesystem::path& image);
 
 // A weights file: `given` (a flag's value), else $ENV_VAR, else models/FILE
 // in a folder above the airm binary (its project checkout). Throws

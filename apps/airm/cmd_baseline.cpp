@@ -61,8 +61,7 @@ int run_baseline(const BaselineArgs& args) {
   double total = 0;
   const int failed = for_each_photo(images, args.method.c_str(), !args.quiet, [&](const fs::path& image) {
     const std::string stem = image.stem().string();
-    const fs::path coarse = find_partner(args.coarse_dir, image);
-    if (coarse.empty()) throw Error(image.string(), "no coarse mask " + stem + ".png (or another image type) in " + args.coarse_dir);
+    const fs::path coarse = require_coarse_mask(args.coarse_dir, image);
     const double seconds = baseline_one(args, image, coarse, fs::path(args.out) / (stem + ".png"));
     std::printf("%s: %s (%.3f s)\n", stem.c_str(), args.method.c_str(), seconds);
     total += seconds;

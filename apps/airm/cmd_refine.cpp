@@ -161,12 +161,7 @@ int run_batch(const Refiner& refiner, SegmenterNet* segmenter, const RefineArgs&
       return;
     }
     ImageJob job{image, {}, out, {}, {}};
-    if (!coarse_dir.empty()) {
-      job.coarse = find_partner(coarse_dir, image);
-      if (job.coarse.empty()) {
-        throw Error(image.string(), "no coarse mask " + stem + ".png (or another image type) in " + coarse_dir.string());
-      }
-    }
+    if (!coarse_dir.empty()) job.coarse = require_coarse_mask(coarse_dir, image);
     if (!args.overlay.empty()) job.overlay = fs::path(args.overlay) / (stem + ".jpg");
     if (!args.save_coarse.empty()) job.coarse_out = fs::path(args.save_coarse) / (stem + ".png");
     const ImageResult result = refine_one(refiner, segmenter, args, job);

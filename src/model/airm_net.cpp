@@ -78,36 +78,32 @@ Encoded AirmNetImpl::encode(const torch::Tensor& input, bool with_affinity) {
   TORCH_CHECK(input.dim() == 4 && input.size(1) == config_.in_channels, "expected input [B,",
               config_.in_channels, ",H,W], got ", input.sizes());
   Encoded out;
-  std::vector<torch::Tensor> stages;
-  const bool affinity = with_affinity && config_.affinity;
-  if (mit_) {
-    MitOutput mit = mit_->forward(input, affinity);
-    stages = std::move(mit.stages);
-    if (affinity) {
-      out.affinity = affinity_head_->forward(mit.attentions);
-      out.affinity_h = stages.back().size(2);
-      out.affinity_w = stages.back().size(3);
-    }
-  } else if (mobilenet_) {
-    stages = mobilenet_stages(input);
-    if (affinity) {
-      const torch::Tensor& last = stages.back();
-      out.affinity = cnn_affinity(last, config_.affinity_radius);
-      out.affinity_h = last.size(2);
-      out.affinity_w = last.size(3);
-    }
-  } else {
-    ResNetFeatures features = resnet_->forward(input);
-    stages = features.list();
-    if (affinity) {
-      out.affinity = cnn_affinity(features.layer3, config_.affinity_radius);
-      out.affinity_h = features.layer3.size(2);
-      out.affinity_w = features.layer3.size(3);
-    }
-  }
+  const std::vector<torch::Tensor> stages = run_encoder(input, with_affinity && config_.affinity, &out);
   out.features = fusion_->forward(input, stages);
   if (hyper_) out.weights = modulate(implicit_, hyper_->forward(out.features));
   return out;
+}
+
+std::vector<torch::Tensor> AirmNetImpl::run_encoder(const torch::Tensor& input, bool affinity, Encoded* out) {
+  // input [B,C,H,W] -> the maps the fusion takes; with `affinity`, out's affinity fields are set too
+  auto set_affinity = [&](torch::Tensor logits, const torch::Tensor& grid) {
+    out->affinity = std::move(logits);
+    out->affinity_h = grid.size(2);
+    out->affinity_w = grid.size(3);
+  };
+  if (mit_) {
+    MitOutput mit = mit_->forward(input, affinity);
+    if (affinity) set_affinity(affinity_head_->forward(mit.attentions), mit.stages.back());
+    return std::move(mit.stages);
+  }
+  if (mobilenet_) {
+    std::vector<torch::Tensor> stages = mobilenet_stages(input);
+    if (affinity) set_affinity(cnn_affinity(stages.back(), config_.affinity_radius), stages.back());
+    return stages;
+  }
+  ResNetFeatures features = resnet_->forward(input);
+  if (affinity) set_affinity(cnn_affinity(features.layer3, config_.affinity_radius), features.layer3);
+  return features.list();
 }
 
 torch::Tensor AirmNetImpl::mobilenet_input(const torch::Tensor& input) {
@@ -127,9 +123,7 @@ std::vector<torch::Tensor> AirmNetImpl::mobilenet_stages(const torch::Tensor& in
 
 std::vector<torch::Tensor> AirmNetImpl::encoder_stages(const torch::Tensor& input) {
   // input [B,C,H,W] -> the maps the fusion takes
-  if (mit_) return mit_->forward(input, false).stages;
-  if (mobilenet_) return mobilenet_stages(input);
-  return resnet_->forward(input).list();
+  return run_encoder(input, false, nullptr);
 }
 
 torch::Tensor AirmNetImpl::sample_guide(const torch::Tensor& input, const torch::Tensor& coord) {

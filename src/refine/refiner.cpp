@@ -152,7 +152,8 @@ Refiner::Refiner(AirmNet net, RefinerOptions options) : net_(std::move(net)) {
   net_->to(device_);
   // LibTorch 1.13's CPU autocast leaves LayerNorm in the input's dtype with fp32 weights (an error), so bf16
   // runs a bf16 copy of the whole network instead (a few MB; made here, so refine() stays read-only).
-  net_bf16_ = refine_detail::bf16_copy(net_, device_);
+  // Only where bf16 can run: elsewhere RefineOptions::bf16 falls back to fp32 (use_bf16) and the copy is never used.
+  if (bf16_convolutions_supported(device_)) net_bf16_ = refine_detail::bf16_copy(net_, device_);
 }
 
 const ModelConfig& Refiner::config() const { return net_->config(); }

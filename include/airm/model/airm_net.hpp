@@ -78,6 +78,8 @@ struct AirmNetImpl : torch::nn::Module {
   torch::Tensor prior_scale_;            // residual only: s of the coarse prior, a scalar
 
  private:
+  // The encoder (whichever is set) on input; with `affinity`, its affinity logits and grid go to *out.
+  std::vector<torch::Tensor> run_encoder(const torch::Tensor& input, bool affinity, Encoded* out);
   // residual: logits [B,Q] + s * (mask channel of input sampled at coord)
   torch::Tensor add_coarse_prior(const torch::Tensor& logits, const torch::Tensor& input,
                                  const torch::Tensor& coord) const;
