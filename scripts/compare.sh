@@ -9,6 +9,7 @@
 #
 #   bash scripts/compare.sh [MODEL|-] [OUT] [SHARED]   (defaults: - out/compare ../shared)
 #   SPLITS="val scenes4k" SOURCES="perturb deeplab" METHODS="guided" SCENES4K=6 bash scripts/compare.sh ...
+#   REUSE=1 bash scripts/compare.sh MODEL   (peers' scores of an earlier run in OUT are kept; only MODEL runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:--}
@@ -62,6 +63,8 @@ for split in $splits; do
     fi
     "$airm" eval --data "$d" --coarse --json "$d-coarse.json" --csv "$d-coarse.csv" --quiet > /dev/null
     for method in $methods; do
+      # REUSE=1: keep a peer's scores from an earlier run on the same masks (they are deterministic).
+      [ "${REUSE:-0}" = 1 ] && [ "$method" != airm ] && [ -f "$d-$method.json" ] && continue
       rm -f "$d-$method.seconds"
       for set in $(sets_of "$split"); do
         n=$(ls "$d/$set/images" | wc -l)
