@@ -190,6 +190,7 @@ struct PyRefiner {
 }  // namespace
 
 PYBIND11_MODULE(_airm, m) {
+  const airm::RefineOptions defaults;  // the library's defaults are the module's
   m.doc() = "airm: refine coarse segmentation masks of (ultra-)high-resolution photos (AIRM, ECCV 2024).";
   py::register_exception<airm::Error>(m, "Error", PyExc_RuntimeError);
 
@@ -219,16 +220,18 @@ PYBIND11_MODULE(_airm, m) {
             return to_numpy(out);
           },
           py::arg("image"), py::arg("coarse"), py::kw_only(), py::arg("order") = "bgr", py::arg("scales") = py::none(),
-          py::arg("dense") = false, py::arg("bf16") = false, py::arg("first_long_side") = 512,
-          py::arg("max_encoder_side") = 1024, py::arg("tile_size") = 0, py::arg("output_size") = py::none(),
+          py::arg("dense") = defaults.dense, py::arg("bf16") = defaults.bf16,
+          py::arg("first_long_side") = defaults.first_long_side, py::arg("max_encoder_side") = defaults.max_encoder_side,
+          py::arg("tile_size") = defaults.tile_size, py::arg("output_size") = py::none(),
           "Refined foreground probabilities, float32 (H, W) (or output_size=(W, H)).")
       .def(
           "refine_labels",
-          [](const PyRefiner& self, const py::array& image, const py::array& labels, const std::string& order,
+          [defaults](const PyRefiner& self, const py::array& image, const py::array& labels, const std::string& order,
              const std::optional<std::vector<double>>& scales, bool dense, bool bf16) {
             const cv::Mat bgr = image_from(image, order);
             const cv::Mat ids = labels_from(labels);
-            const airm::RefineOptions options = refine_options(scales, dense, bf16, 512, 1024, 0, std::nullopt);
+            const airm::RefineOptions options = refine_options(scales, dense, bf16, defaults.first_long_side,
+                                                               defaults.max_encoder_side, defaults.tile_size, std::nullopt);
             cv::Mat out;
             {
               py::gil_scoped_release release;
@@ -237,7 +240,7 @@ PYBIND11_MODULE(_airm, m) {
             return to_numpy(out);
           },
           py::arg("image"), py::arg("labels"), py::kw_only(), py::arg("order") = "bgr", py::arg("scales") = py::none(),
-          py::arg("dense") = false, py::arg("bf16") = false,
+          py::arg("dense") = defaults.dense, py::arg("bf16") = defaults.bf16,
           "Refined label map of the labels' dtype: every class id refined against the rest.");
 
   m.def(

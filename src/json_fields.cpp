@@ -25,9 +25,12 @@ nlohmann::json read_file(const std::filesystem::path& path) {
 void read_path(const nlohmann::json& json, const char* key, std::string& value, const std::string& source,
                const std::filesystem::path& base_dir) {
   read(json, key, value, source);
-  if (!value.empty() && std::filesystem::path(value).is_relative() && !base_dir.empty()) {
-    value = std::filesystem::absolute(base_dir / value).lexically_normal().string();
-  }
+  value = resolve_path(value, base_dir);
+}
+
+std::string resolve_path(const std::string& value, const std::filesystem::path& base_dir) {
+  if (value.empty() || std::filesystem::path(value).is_absolute() || base_dir.empty()) return value;
+  return std::filesystem::absolute(base_dir / value).lexically_normal().string();
 }
 
 nlohmann::json object_or_file(const nlohmann::json& json, const char* key, const std::string& source,

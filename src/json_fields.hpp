@@ -38,6 +38,8 @@ nlohmann::json read_file(const std::filesystem::path& path);
 // the config names the same file.
 void read_path(const nlohmann::json& json, const char* key, std::string& value, const std::string& source,
                const std::filesystem::path& base_dir);
+// read_path's rule for a value already read: relative and base_dir given -> absolute against base_dir.
+std::string resolve_path(const std::string& value, const std::filesystem::path& base_dir);
 
 // json[key] as an object: inline, or read from the file it names (relative to
 // `base_dir`); `file` receives the name as written ("" when inline). Throws

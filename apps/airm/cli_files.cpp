@@ -72,8 +72,8 @@ fs::path resolve_weights(const std::string& given, const char* env_var, const ch
       if (dir == dir.root_path()) break;
     }
   }
-  throw Error("", std::string("no weights: pass ") + flag + " FILE or set " + env_var + " (no models/" + file + " or share/airm/models/" + file +
-                      " found in the folders above " +
+  throw Error("", std::string("no weights: pass ") + flag + " FILE or set " + env_var + " (no models/" + file +
+                      " or share/airm/models/" + file + " found in the folders above " +
                       (ec ? std::string("the airm binary") : exe.parent_path().string()) + ")");
 }
 

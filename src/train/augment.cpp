@@ -99,14 +99,14 @@ cv::Mat coarse_mask(const cv::Mat& gt01, const DataOptions& o, Rng& rng) {
   return out;
 }
 
-}  // namespace
-
 // A mask file as CV_8UC1 0/1 at `size` (> 127 is foreground).
-static cv::Mat read_mask01(const std::filesystem::path& path, cv::Size size) {
+cv::Mat read_mask01(const std::filesystem::path& path, cv::Size size) {
   cv::Mat mask = fit_mask_to(read_mask_u8(path), size, path), out;
   cv::threshold(mask, out, 127, 1, cv::THRESH_BINARY);
   return out;
 }
+
+}  // namespace
 
 LoadedSample load_sample(const Sample& sample) {
   LoadedSample s;

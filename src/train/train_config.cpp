@@ -97,9 +97,7 @@ void TrainSchedule::read_schedule(const nlohmann::json& json, const std::string&
                                   const std::filesystem::path& base_dir) {
   if (auto it = json.find("data"); it != json.end()) {
     data = DataOptions::from_json(*it, source);
-    if (!data.coarse_dir.empty() && std::filesystem::path(data.coarse_dir).is_relative() && !base_dir.empty()) {
-      data.coarse_dir = std::filesystem::absolute(base_dir / data.coarse_dir).lexically_normal().string();
-    }
+    data.coarse_dir = json_fields::resolve_path(data.coarse_dir, base_dir);
   }
   if (auto it = json.find("optimizer"); it != json.end()) optimizer = OptimizerOptions::from_json(*it, source);
   json_fields::read(json, "iterations", iterations, source);

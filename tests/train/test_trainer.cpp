@@ -302,6 +302,11 @@ TEST(TrainConfigTest, ShippedConfigsLoadAndRoundTrip) {
   const TrainConfig b0 = TrainConfig::load(kConfigDir / "airm_mit_b0.json");
   EXPECT_EQ(b0.model_file, "../airm_mit_b0.json");
   EXPECT_EQ(b0.model.encoder, "mit_b0");
+  // A relative data.coarse_dir is resolved against the config's folder, like the other paths.
+  const TrainConfig refiner = TrainConfig::load(kConfigDir / "default_refiner.json");
+  EXPECT_TRUE(fs::path(refiner.data.coarse_dir).is_absolute()) << refiner.data.coarse_dir;
+  EXPECT_EQ(fs::path(refiner.data.coarse_dir),
+            fs::absolute(kConfigDir / "../../runs/coarse/deeplab-train").lexically_normal());
 }
 
 TEST(TrainConfigTest, UnknownKeysAndBadValuesAreErrors) {
