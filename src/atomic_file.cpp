@@ -4,7 +4,10 @@
 #include <fstream>
 #include <system_error>
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "airm/error.hpp"
 
@@ -44,6 +47,27 @@ void write_text_atomically(const fs::path& path, const std::string& text) {
     out.close();
     if (!out) throw Error(path.string(), "could not be written");
   });
+}
+
+int remove_stale_temporaries(const fs::path& dir) {
+  std::error_code error;
+  fs::directory_iterator it(dir, error);
+  if (error) return 0;
+  int removed = 0;
+  for (const fs::directory_entry& entry : it) {
+    const std::string name = entry.path().filename().string();
+    const std::size_t tag = name.find(".tmp-");
+    if (name.empty() || name[0] != '.' || tag == std::string::npos) continue;
+    std::size_t end = tag + 5;
+    while (end < name.size() && name[end] >= '0' && name[end] <= '9') ++end;
+    if (end == tag + 5 || end - tag - 5 > 9) continue;
+    const long pid = std::stol(name.substr(tag + 5, end - tag - 5));
+    if (pid <= 0 || pid == static_cast<long>(::getpid())) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+    std::error_code ignored;
+    if (fs::remove_all(entry.path(), ignored) > 0 && !ignored) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace airm

@@ -2,7 +2,9 @@
 #include "airm/image_io.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -69,8 +71,9 @@ class ImageFile {
     size_ = fs::file_size(path, ec);
     if (ec) throw Error(name_, "could not be examined (" + ec.message() + ")");
     if (size_ == 0) throw Error(name_, "empty file");
+    errno = 0;
     in_.open(path, std::ios::binary);
-    if (!in_) throw Error(name_, "could not be opened for reading");
+    if (!in_) throw Error(name_, std::string("could not be opened for reading (") + std::strerror(errno) + ")");
     format_ = sniff_format(read(0, 12));
   }
 

@@ -1,8 +1,10 @@
 // Reading masks (gray, palette or RGB; 8/16-bit) and writing them as 8-bit PNG.
 #include "airm/mask_io.hpp"
 
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -180,10 +182,12 @@ void write_mask(const fs::path& path, const cv::Mat& mask, MaskMode mode) {
   std::vector<unsigned char> png;
   if (!cv::imencode(".png", to_u8_levels(mask, mode), png)) throw Error(name, "could not be encoded as PNG");
   write_atomically(path, [&](const fs::path& tmp) {
+    errno = 0;
     std::ofstream out(tmp, std::ios::binary);
+    if (!out.is_open()) throw Error(name, std::string("could not be written: ") + std::strerror(errno));
     out.write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
     out.close();
-    if (!out) throw Error(name, "could not be written");
+    if (!out) throw Error(name, std::string("could not be written: ") + std::strerror(errno));
   });
 }
 

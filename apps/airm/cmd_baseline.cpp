@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "airm/atomic_file.hpp"
 #include "airm/baseline.hpp"
 #include "airm/error.hpp"
 #include "airm/image_io.hpp"
@@ -57,6 +58,7 @@ int run_baseline(const BaselineArgs& args) {
   if (!fs::is_directory(args.coarse_dir)) throw Error(args.coarse_dir, "is not a folder");
   const std::vector<fs::path> images = list_images(args.images_dir);
   fs::create_directories(args.out);
+  remove_stale_temporaries(args.out);  // a killed earlier batch's half-written files
   int done = 0;
   double total = 0;
   const int failed = for_each_photo(images, args.method.c_str(), !args.quiet, [&](const fs::path& image) {

@@ -148,6 +148,10 @@ int run_batch(const Refiner& refiner, SegmenterNet* segmenter, const RefineArgs&
   if (!coarse_dir.empty() && !fs::is_directory(coarse_dir)) throw Error(coarse_dir.string(), "is not a folder");
   const std::vector<fs::path> images = list_images(images_dir);
   fs::create_directories(out_dir);
+  // A killed earlier batch's half-written files (outputs only ever appear whole, by rename).
+  for (const std::string& dir : {out_dir.string(), args.overlay, args.save_coarse}) {
+    if (!dir.empty()) remove_stale_temporaries(dir);
+  }
 
   const auto start = std::chrono::steady_clock::now();
   int refined = 0, skipped = 0;

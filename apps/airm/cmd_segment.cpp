@@ -9,6 +9,7 @@
 
 #include <torch/torch.h>
 
+#include "airm/atomic_file.hpp"
 #include "airm/error.hpp"
 #include "airm/image_io.hpp"
 #include "airm/mask_io.hpp"
@@ -76,6 +77,7 @@ int run_segment(SegmentArgs& args) {
   }
   const std::vector<fs::path> images = list_images(args.images_dir);
   fs::create_directories(args.out);
+  remove_stale_temporaries(args.out);  // a killed earlier batch's half-written files
   int done = 0;
   const int failed = for_each_photo(images, "segment", !args.quiet, [&](const fs::path& image) {
     const std::string stem = image.stem().string();

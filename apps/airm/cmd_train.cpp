@@ -79,6 +79,13 @@ int run_train(TrainArgs& args) {
   nlohmann::json run;
   if (args.resume) {
     run = read_run_options(out);
+    // Killed before its first checkpoint: nothing to continue, so the run starts again from step 0 with its
+    // own config and options (what an uninterrupted run would have done; its logs are rewritten).
+    if (!has_checkpoint(out)) {
+      std::fprintf(stderr, "%s: no checkpoint yet (stopped before the first); starting the run again from step 0\n",
+                   out.string().c_str());
+      options.resume = false;
+    }
   }
   auto from_run = [&](const char* key, const std::string& fallback) {
     return run.contains(key) ? run.at(key).get<std::string>() : fallback;
@@ -158,7 +165,7 @@ int run_train(TrainArgs& args) {
 
   if (main_rank) {
     std::fprintf(stderr, "%s %s: %s %s, %lld iterations of batch %d, %s, %d thread(s), %d loader worker(s)\n",
-                 args.resume ? "resuming" : "training", out.string().c_str(), segment ? "segmenter" : "model",
+                 options.resume ? "resuming" : "training", out.string().c_str(), segment ? "segmenter" : "model",
                  model_name.c_str(),
                  static_cast<long long>(config.iterations), config.batch, config.bf16 ? "bf16 autocast" : "fp32",
                  options.threads, options.workers);

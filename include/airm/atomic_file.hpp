@@ -17,4 +17,9 @@ void write_atomically(const std::filesystem::path& path,
 // Writes `text` to `path` atomically.
 void write_text_atomically(const std::filesystem::path& path, const std::string& text);
 
+// Removes the temporaries that killed processes left in `dir` (its entries named ".NAME.tmp-PID..." whose
+// PID no longer runs; files or folders); those of living processes stay. Returns how many it removed.
+// A missing or unreadable `dir` removes nothing.
+int remove_stale_temporaries(const std::filesystem::path& dir);
+
 }  // namespace airm

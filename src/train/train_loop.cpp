@@ -38,7 +38,10 @@ TrainResult run_training(const TrainSchedule& schedule, const nlohmann::json& co
   const bool main_rank = options.rank == 0;
   const fs::path& out = options.out;
   const fs::path checkpoint_dir = out / "checkpoint";
-  if (main_rank) fs::create_directories(out);
+  if (main_rank) {
+    fs::create_directories(out);
+    remove_stale_temporaries(out);  // a killed earlier process's half-written checkpoint or log
+  }
   const fs::path found = find_checkpoint(checkpoint_dir);
   if (options.resume && found.empty()) {
     throw Error(out.string(), "a run folder with a checkpoint to resume from", "none");

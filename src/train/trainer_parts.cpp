@@ -360,4 +360,6 @@ nlohmann::json read_run_options(const std::filesystem::path& out) {
   return json_fields::read_file(out / kRunFile);
 }
 
+bool has_checkpoint(const std::filesystem::path& out) { return !train_detail::find_checkpoint(out / "checkpoint").empty(); }
+
 }  // namespace airm

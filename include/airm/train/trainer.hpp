@@ -108,5 +108,8 @@ TrainResult train(const TrainConfig& config, const TrainerOptions& options);
 constexpr const char* kRunFile = "run.json";
 // Reads OUT/run.json; throws airm::Error naming OUT when it is not a run folder.
 nlohmann::json read_run_options(const std::filesystem::path& out);
+// Whether the run folder OUT holds a complete checkpoint to resume from (a run stopped before its first
+// checkpoint has run.json and config.json but none).
+bool has_checkpoint(const std::filesystem::path& out);
 
 }  // namespace airm
