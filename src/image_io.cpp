@@ -123,7 +123,81 @@ void check_complete(ImageFile& file) {
   }
 }
 
-cv::Mat decode(const ImageFile& file, int imread_flags) {
+std::optional<cv::Size> jpeg_header_size(ImageFile& file);
+
+// Width and height as the file's header states them (orientation aside), for the pixel guard; nothing when the
+// header cannot be read (the decoder then judges the file, under OpenCV's own limit of 2^30 pixels).
+struct Sides {
+  std::int64_t width, height;
+};
+std::optional<Sides> header_sides(ImageFile& file) {
+  auto positive = [](std::int64_t w, std::int64_t h) -> std::optional<Sides> {
+    if (w <= 0 || h <= 0) return std::nullopt;
+    return Sides{w, h};
+  };
+  switch (file.format()) {
+    case Format::jpeg: {
+      const std::optional<cv::Size> size = jpeg_header_size(file);
+      if (!size) return std::nullopt;
+      return positive(size->width, size->height);
+    }
+    case Format::png: {
+      const std::string ihdr = file.read(8, 16);
+      if (ihdr.size() < 16 || ihdr.compare(4, 4, "IHDR") != 0) return std::nullopt;
+      return positive(big_endian_32(ihdr, 8), big_endian_32(ihdr, 12));
+    }
+    case Format::bmp: {  // BITMAPINFOHEADER (or larger): int32 width and height, little-endian; height < 0: top-down
+      const std::string header = file.read(14, 12);
+      if (header.size() < 12) return std::nullopt;
+      auto le32 = [&](std::size_t at) {
+        return static_cast<std::int32_t>(byte_at(header, at) | byte_at(header, at + 1) << 8 |
+                                         byte_at(header, at + 2) << 16 | std::uint32_t{byte_at(header, at + 3)} << 24);
+      };
+      if (le32(0) < 40) return std::nullopt;  // an OS/2 core header (16-bit sides): OpenCV's limit judges it
+      const std::int64_t height = le32(8);
+      return positive(le32(4), height < 0 ? -height : height);
+    }
+    case Format::tiff: {  // the first IFD's ImageWidth (256) and ImageLength (257), SHORT or LONG
+      const std::string head = file.read(0, 8);
+      if (head.size() < 8) return std::nullopt;
+      const bool little = head[0] == 'I';
+      auto u16 = [&](const std::string& b, std::size_t at) -> std::uint32_t {
+        return little ? byte_at(b, at) | byte_at(b, at + 1) << 8 : big_endian_16(b, at);
+      };
+      auto u32 = [&](const std::string& b, std::size_t at) -> std::uint32_t {
+        return little ? u16(b, at) | u16(b, at + 2) << 16 : big_endian_32(b, at);
+      };
+      const std::uint32_t ifd = u32(head, 4);
+      const std::string count_bytes = file.read(ifd, 2);
+      if (count_bytes.size() < 2) return std::nullopt;
+      const std::uint32_t entries = u16(count_bytes, 0);
+      const std::string table = file.read(std::uintmax_t{ifd} + 2, std::uintmax_t{entries} * 12);
+      std::int64_t width = 0, height = 0;
+      for (std::size_t e = 0; e + 12 <= table.size(); e += 12) {
+        const std::uint32_t tag = u16(table, e), type = u16(table, e + 2);
+        const std::int64_t value = type == 3 ? u16(table, e + 8) : type == 4 ? u32(table, e + 8) : 0;
+        if (tag == 256) width = value;
+        if (tag == 257) height = value;
+      }
+      return positive(width, height);
+    }
+    case Format::webp:  // the format caps each side at 16383: at most 2^28 pixels
+    case Format::unknown: break;
+  }
+  return std::nullopt;
+}
+
+cv::Mat decode(ImageFile& file, int imread_flags) {
+  // Only the five formats we read reach OpenCV: imread would otherwise try every codec it has (JPEG 2000,
+  // OpenEXR, PFM, Sun raster, ...) on bytes that are none of ours (the fuzzer drove OpenJPEG this way).
+  if (file.format() == Format::unknown) {
+    throw Error(file.name(), "not a readable image (not a JPEG, PNG, TIFF, WebP or BMP file)");
+  }
+  // The product is never formed: sides up to 2^32 - 1 would overflow it (found by fuzz_image).
+  if (const std::optional<Sides> sides = header_sides(file); sides && sides->width > kMaxImagePixels / sides->height) {
+    throw Error(file.name(), "at most " + std::to_string(kMaxImagePixels) + " pixels (a larger image is refused before decoding)",
+                std::to_string(sides->width) + "x" + std::to_string(sides->height) + " in its header");
+  }
   cv::Mat image;
   try {
     image = cv::imread(file.path().string(), imread_flags);

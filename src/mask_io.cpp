@@ -109,7 +109,14 @@ StoredMask read_stored_mask(const fs::path& path) {
   switch (gray.depth()) {
     case CV_8U: return {gray, 255.0};
     case CV_16U: return {gray, 65535.0};
-    case CV_32F: return {gray, 1.0};
+    case CV_32F: {
+      cv::Point at;
+      if (!cv::checkRange(gray, true, &at)) {
+        throw Error(path.string(), "finite mask values (a float mask holds [0, 1])",
+                    "NaN or infinity at (" + std::to_string(at.x) + ", " + std::to_string(at.y) + ")");
+      }
+      return {gray, 1.0};
+    }
     default: throw Error(path.string(), "not a readable mask (unsupported sample type)");
   }
 }

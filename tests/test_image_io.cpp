@@ -12,6 +12,8 @@
 
 #include "airm/error.hpp"
 #include "airm/image_io.hpp"
+#include "airm/mask_io.hpp"
+#include "airm/refiner.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -314,4 +316,54 @@ TEST(ReadImage, JpegWithTrailingPaddingIsComplete) {
   write_bytes(path, read_bytes(whole) + std::string(5, '\0') + "\r\n ");
   EXPECT_EQ(airm::read_image(path).size(), cv::Size(16, 16));
   EXPECT_EQ(airm::read_image_size(path), cv::Size(16, 16));
+}
+
+// ---- Limits: a small file may not ask for gigabytes --------------------------
+// A PNG whose IHDR says WIDTH x HEIGHT, 1-bit gray, over one tiny (too short) IDAT: 100k x 100k is a
+// 200-byte decompression bomb that would decode to 10 Gpx.
+static std::string png_bomb(std::uint32_t width, std::uint32_t height) {
+  auto chunk = [](const std::string& type_and_data) {
+    return big_endian_32(static_cast<std::uint32_t>(type_and_data.size() - 4)) + type_and_data +
+           big_endian_32(png_crc(type_and_data));
+  };
+  const std::string ihdr = "IHDR" + big_endian_32(width) + big_endian_32(height) + std::string("\x01\0\0\0\0", 5);
+  const std::string idat = "IDAT" + std::string("\x78\x9c\x63\0\0\0\x01\0\x01", 9);
+  return std::string("\x89PNG\r\n\x1A\n", 8) + chunk(ihdr) + chunk(idat) + chunk("IEND");
+}
+
+TEST(ReadImageLimits, DecompressionBombIsRefusedFromItsHeader) {
+  TempDir dir;
+  const fs::path path = dir / "bomb.png";
+  write_bytes(path, png_bomb(100000, 100000));
+  const std::string expected = path.string() + ": expected at most 268435456 pixels (a larger image is refused "
+                               "before decoding), got 100000x100000 in its header";
+  EXPECT_EQ(error_message([&] { airm::read_image(path); }), expected);
+  EXPECT_EQ(error_message([&] { airm::read_mask(path); }), expected);
+  EXPECT_EQ(error_message([&] { airm::read_label_map(path); }), expected);
+  // Sides whose product overflows 64 bits (fuzz_image's first finding: UB in the guard itself).
+  write_bytes(path, png_bomb(3974949888u, 3974950124u));
+  EXPECT_NE(error_message([&] { airm::read_image(path); }).find("got 3974949888x3974950124 in its header"),
+            std::string::npos);
+  // A 1 x 100000 strip is small: it reaches the decoder (which finds the data short), not the guard.
+  write_bytes(path, png_bomb(1, 100000));
+  EXPECT_EQ(error_message([&] { airm::read_image(path); }).find("pixels"), std::string::npos);
+}
+
+TEST(ReadImageLimits, BmpAndTiffHeadersAreJudgedToo) {
+  TempDir dir;
+  auto le32 = [](std::uint32_t v) {
+    return std::string{static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 24)};
+  };
+  const fs::path bmp = dir / "huge.bmp";
+  // File header, then BITMAPINFOHEADER: 40, width 70000, height -70000 (top-down), 1 plane, 24 bits.
+  write_bytes(bmp, "BM" + le32(54 + 16) + le32(0) + le32(54) + le32(40) + le32(70000) + le32(static_cast<std::uint32_t>(-70000)) +
+                       std::string("\x01\0\x18\0", 4) + std::string(24, '\0') + std::string(16, '\0'));
+  EXPECT_NE(error_message([&] { airm::read_image(bmp); }).find("got 70000x70000 in its header"), std::string::npos);
+  const fs::path tiff = dir / "huge.tif";
+  // Little-endian TIFF, IFD0 at 8 with ImageWidth (LONG) 65536 and ImageLength (LONG) 65536.
+  auto le16 = [](unsigned v) { return std::string{static_cast<char>(v), static_cast<char>(v >> 8)}; };
+  write_bytes(tiff, std::string("II*\0", 4) + le32(8) + le16(2) + le16(256) + le16(4) + le32(1) + le32(65536) +
+                        le16(257) + le16(4) + le32(1) + le32(65536) + le32(0));
+  EXPECT_NE(error_message([&] { airm::read_image(tiff); }).find("got 65536x65536 in its header"), std::string::npos);
 }

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -197,6 +198,20 @@ TEST(ReadMaskErrors, EmptyFile) {
   const fs::path path = dir / "empty.png";
   write_bytes(path, "");
   EXPECT_EQ(error_message([&] { airm::read_mask(path); }), path.string() + ": empty file");
+}
+
+TEST(ReadMaskErrors, NonFiniteFloatMask) {
+  TempDir dir;
+  const fs::path path = dir / "nan.tiff";
+  cv::Mat mask(6, 9, CV_32FC1, cv::Scalar(0.25));
+  mask.at<float>(4, 7) = std::numeric_limits<float>::quiet_NaN();
+  ASSERT_TRUE(cv::imwrite(path.string(), mask));
+  const std::string expected = path.string() + ": expected finite mask values (a float mask holds [0, 1]), got NaN "
+                                               "or infinity at (7, 4)";
+  EXPECT_EQ(error_message([&] { airm::read_mask(path, airm::MaskMode::probability); }), expected);
+  mask.at<float>(4, 7) = std::numeric_limits<float>::infinity();
+  ASSERT_TRUE(cv::imwrite(path.string(), mask));
+  EXPECT_EQ(error_message([&] { airm::read_mask_u8(path); }), expected);
 }
 
 TEST(ReadMaskErrors, TextFileRenamedPng) {

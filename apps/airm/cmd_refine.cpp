@@ -56,23 +56,6 @@ struct RefineArgs {
   RefineOptions options;
 };
 
-std::vector<double> parse_scales(const std::string& text) {
-  if (text == "auto") return {};
-  std::vector<double> scales;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    char* end = nullptr;
-    const double value = std::strtod(item.c_str(), &end);
-    if (item.empty() || end == item.c_str() || *end != '\0') {
-      throw UsageError("--scales: expected 'auto' or ascending numbers in (0,1] such as 0.125,0.25,0.5,1, got '" +
-                       text + "'");
-    }
-    scales.push_back(value);
-  }
-  if (scales.empty()) throw UsageError("--scales: expected at least one scale");
-  return scales;
-}
 
 // Where one image's outputs go. Without a coarse mask (coarse empty) the
 // segmenter makes one, kept at coarse_out if given.
@@ -89,9 +72,10 @@ struct ImageResult {
 ImageResult refine_one(const Refiner& refiner, SegmenterNet* segmenter, const RefineArgs& args, const ImageJob& job) {
   const fs::path &image_path = job.image, &coarse_path = job.coarse, &out_path = job.out, &overlay_path = job.overlay;
   const cv::Size size = read_image_size(image_path);
-  if (args.max_pixels > 0 && static_cast<long long>(size.area()) > args.max_pixels) {
+  const long long pixels = static_cast<long long>(size.width) * size.height;  // Size::area() is int: 65535^2 overflows
+  if (args.max_pixels > 0 && pixels > args.max_pixels) {
     throw Error(image_path.string(), std::to_string(size.width) + "x" + std::to_string(size.height) + " = " +
-                                         std::to_string(size.area()) + " pixels, more than --max-pixels " +
+                                         std::to_string(pixels) + " pixels, more than --max-pixels " +
                                          std::to_string(args.max_pixels));
   }
   const cv::Mat image = read_image(image_path);
@@ -202,7 +186,14 @@ int run_refine(RefineArgs& args) {
   args.options.scales = parse_scales(args.scales);
   args.options.dense = args.dense;
   args.options.bf16 = args.bf16;
-  if (!args.size.empty()) args.options.output_size = parse_size(args.size);
+  if (!args.size.empty()) {
+    args.options.output_size = parse_size(args.size);
+    const long long out_pixels = static_cast<long long>(args.options.output_size.width) * args.options.output_size.height;
+    if (args.max_pixels > 0 && out_pixels > args.max_pixels) {
+      throw UsageError("--size " + args.size + ": " + std::to_string(out_pixels) + " pixels, more than --max-pixels " +
+                       std::to_string(args.max_pixels));
+    }
+  }
   try {
     args.options.validate();
   } catch (const Error& e) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <opencv2/core.hpp>
@@ -34,5 +35,9 @@ cv::Size parse_size(const std::string& text);
 
 // "cpu", "cuda" or "cuda:N" (available on this build and machine); throws UsageError.
 torch::Device parse_device(const std::string& text);
+
+// "auto" -> {} (the automatic schedule), else comma-separated numbers; their range and order are
+// RefineOptions::validate's to check. Throws UsageError.
+std::vector<double> parse_scales(const std::string& text);
 
 }  // namespace airm::cli

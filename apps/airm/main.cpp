@@ -12,28 +12,6 @@
 
 namespace airm::cli {
 
-cv::Size parse_size(const std::string& text) {
-  int width = 0, height = 0;
-  char x = 0, extra = 0;
-  if (std::sscanf(text.c_str(), "%d%c%d%c", &width, &x, &height, &extra) != 3 || (x != 'x' && x != 'X') ||
-      width <= 0 || height <= 0) {
-    throw UsageError("expected a size WIDTHxHEIGHT such as 3840x2160, got '" + text + "'");
-  }
-  return {width, height};
-}
-
-torch::Device parse_device(const std::string& text) {
-  try {
-    torch::Device device(text);
-    if (device.is_cuda() && !torch::cuda::is_available()) {
-      throw UsageError("--device " + text + ": this build or machine has no CUDA device");
-    }
-    return device;
-  } catch (const c10::Error&) {
-    throw UsageError("expected --device cpu, cuda or cuda:N, got '" + text + "'");
-  }
-}
-
 }  // namespace airm::cli
 
 int main(int argc, char** argv) {

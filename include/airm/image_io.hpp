@@ -1,11 +1,16 @@
 // Reading photos (JPEG, PNG, TIFF, WebP, BMP; 8/16-bit; gray, RGB, RGBA).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 
 #include <opencv2/core.hpp>
 
 namespace airm {
+
+// Every decode refuses an image whose header states more pixels than this (2^28: 16384x16384; 8K is
+// 2^25), before allocating anything, so a small file cannot ask for gigabytes (a decompression bomb).
+constexpr std::int64_t kMaxImagePixels = std::int64_t{1} << 28;
 
 // Reads an image as CV_8UC3 in OpenCV's BGR order with its EXIF orientation
 // applied. 16-bit samples are scaled to 8 bits, gray is replicated to three

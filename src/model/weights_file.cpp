@@ -84,6 +84,11 @@ WeightsFileContents read_weights_file(const std::filesystem::path& path, const s
   dict.erase(kKindKey);
   dict.erase(kFormatKey);
   dict.erase(kConfigKey);
+  for (const auto& [key, tensor] : dict) {  // one NaN in a weight makes every output NaN: say which
+    if (tensor.is_floating_point() && !torch::isfinite(tensor).all().item<bool>()) {
+      throw Error(source, "finite weights", "NaN or infinity in " + key);
+    }
+  }
   contents.tensors = std::move(dict);
   return contents;
 }

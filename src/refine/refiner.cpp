@@ -16,6 +16,7 @@
 #endif
 
 #include "airm/error.hpp"
+#include "airm/image_io.hpp"
 #include "airm/model/denormals.hpp"
 #include "airm/model/weights.hpp"
 #include "refine_internal.hpp"
@@ -79,6 +80,13 @@ void check_coarse(const cv::Mat& coarse, cv::Size image_size) {
     throw Error("", "refine: expected a CV_32FC1 [0,1] or CV_8UC1 coarse mask, got OpenCV type " +
                         std::to_string(coarse.type()));
   }
+  if (coarse.type() == CV_32FC1) {
+    cv::Point at;
+    if (!cv::checkRange(coarse, true, &at)) {
+      throw Error("", "refine: expected finite coarse probabilities, got NaN or infinity at (" + std::to_string(at.x) +
+                          ", " + std::to_string(at.y) + ")");
+    }
+  }
   refine_detail::check_same_aspect(coarse.size(), image_size, "coarse mask");
 }
 
@@ -119,8 +127,11 @@ void RefineOptions::validate() const {
   require(pad >= 0, "pad must be >= 0, got " + std::to_string(pad));
   require(chunk_size >= 1, "chunk_size must be >= 1, got " + std::to_string(chunk_size));
   require(block_size >= 1, "block_size must be >= 1, got " + std::to_string(block_size));
-  require(output_size.width >= 0 && output_size.height >= 0 && (output_size.area() > 0 || output_size == cv::Size()),
+  // Sides checked one by one: Size::area() is int and overflows past 2^31 (found by fuzz_refine_options).
+  require(output_size == cv::Size() || (output_size.width > 0 && output_size.height > 0),
           "output_size must be empty or positive, got " + size_text(output_size));
+  require(std::int64_t{output_size.width} * output_size.height <= kMaxImagePixels,
+          "output_size must have at most " + std::to_string(kMaxImagePixels) + " pixels, got " + size_text(output_size));
 }
 
 std::vector<double> plan_scales(cv::Size output_size, const RefineOptions& options) {

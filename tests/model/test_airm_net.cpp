@@ -2,6 +2,7 @@
 // files round-trip exactly and refuse what they should.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "airm/bf16.hpp"
@@ -219,6 +220,24 @@ TEST(Weights, NewerFormatVersionIsRefused) {
     FAIL() << "expected an error";
   } catch (const airm::Error& e) {
     EXPECT_NE(std::string(e.what()).find("newer airm"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Weights, NonFiniteTensorIsRefusedByName) {
+  airm::test::TempDir dir;
+  airm::AirmNet net(small_config("mit_b0", false, "sirmf"));
+  airm::save_weights(dir / "w.pt", net);
+  airm::TensorDict dict = airm::read_tensor_dict(dir / "w.pt");
+  const std::string key = dict.rbegin()->first.rfind("__", 0) == 0 ? dict.begin()->first : dict.rbegin()->first;
+  for (const double bad : {std::nan(""), static_cast<double>(INFINITY)}) {
+    airm::TensorDict broken = dict;
+    torch::Tensor t = broken.at(key).clone();
+    ASSERT_TRUE(t.is_floating_point()) << key;
+    t.view(-1)[t.numel() / 2] = bad;
+    broken[key] = t;
+    airm::write_tensor_dict(broken, dir / "bad.pt");
+    EXPECT_EQ(airm::test::error_message([&] { airm::load_weights(dir / "bad.pt"); }),
+              (dir / "bad.pt").string() + ": expected finite weights, got NaN or infinity in " + key);
   }
 }
 

@@ -3,6 +3,7 @@
 // tile = no tiling, concurrency), tiling, bf16.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <thread>
 
 #include <opencv2/imgcodecs.hpp>
@@ -65,6 +66,12 @@ TEST(RefinePlan, OptionsAreValidated) {
   bad([](RefineOptions& o) { o.band = -1; });
   bad([](RefineOptions& o) { o.uncertain_low = 0.9, o.uncertain_high = 0.1; });
   bad([](RefineOptions& o) { o.output_size = {0, 5}; });
+  // fuzz_refine_options: 1038402 x 2160 overflowed int in Size::area() (UB); now refused as too large.
+  bad([](RefineOptions& o) { o.output_size = {1038402, 2160}; });
+  bad([](RefineOptions& o) { o.output_size = {16385, 16384}; });
+  RefineOptions largest;
+  largest.output_size = {16384, 16384};
+  EXPECT_NO_THROW(largest.validate());
   RefineOptions fine;
   EXPECT_NO_THROW(fine.validate());
 }
@@ -149,6 +156,13 @@ TEST_F(RefinerTest, CoarseMaskKinds) {
   EXPECT_THROW(refiner().refine(scene.image, cv::Mat()), airm::Error);
   EXPECT_THROW(refiner().refine(scene.image, cv::Mat::zeros(scene.image.size(), CV_16UC1)), airm::Error);
   EXPECT_THROW(refiner().refine(cv::Mat(), scene.coarse), airm::Error);
+  // NaN or infinity in a float mask: refused, naming the first such pixel.
+  cv::Mat nan_mask = coarse_f.clone();
+  nan_mask.at<float>(7, 11) = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(airm::test::error_message([&] { refiner().refine(scene.image, nan_mask); }),
+            "refine: expected finite coarse probabilities, got NaN or infinity at (11, 7)");
+  nan_mask.at<float>(7, 11) = -std::numeric_limits<float>::infinity();
+  EXPECT_THROW(refiner().refine(scene.image, nan_mask), airm::Error);
 }
 
 TEST_F(RefinerTest, RequestedOutputSize) {
