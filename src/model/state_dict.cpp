@@ -7,10 +7,9 @@
 #include <sstream>
 #include <vector>
 
-#include <torch/csrc/jit/serialization/pickle.h>
-
 #include "airm/atomic_file.hpp"
 #include "airm/error.hpp"
+#include "archive_screen.hpp"
 
 namespace airm {
 
@@ -44,15 +43,8 @@ TensorDict read_tensor_dict(const std::filesystem::path& path) {
   if (in.bad()) throw Error(name, "cannot read the state dict file");
   if (bytes.empty()) throw Error(name, "state dict file is empty");
 
-  torch::IValue value;
-  try {
-    value = torch::pickle_load(bytes);
-  } catch (const std::exception& e) {
-    // c10::Error messages carry a long backtrace; keep the first line.
-    std::string what = e.what();
-    what = what.substr(0, what.find('\n'));
-    throw Error(name, "not a readable torch.save file (truncated or corrupt?): " + what);
-  }
+  TorchArchive archive = read_torch_archive(name, bytes);
+  const torch::IValue& value = archive.value;
   if (!value.isGenericDict()) {
     throw Error(name, "a torch.save dict of tensors", std::string("a ") + value.tagKind());
   }
@@ -64,7 +56,9 @@ TensorDict read_tensor_dict(const std::filesystem::path& path) {
       if (key.rfind("__", 0) == 0) continue;
       throw Error(name, "state dict entry '" + key + "' is a " + entry.value().tagKind() + ", not a tensor");
     }
-    dict.emplace(key, entry.value().toTensor());
+    const torch::Tensor tensor = entry.value().toTensor();
+    check_archive_tensor(name, key, tensor, archive);
+    dict.emplace(key, tensor);
   }
   return dict;
 }
