@@ -11,6 +11,7 @@
 #include <limits>
 #include <memory>
 #include <sstream>
+#include <vector>
 
 #include "airm/error.hpp"
 
@@ -135,6 +136,37 @@ void screen_zip(const std::string& source, const unsigned char* bytes, std::size
   }
 }
 
+// What an opcode does to the unpickler's stack: pops `pop` items (kToMark: every item above the newest
+// mark, and the mark), then pushes `push`. LibTorch 1.13 does not check that the items are there
+// (fuzz_weights: a TUPLE3 over one item made it free memory it never allocated).
+constexpr int kToMark = -1;
+struct StackEffect {
+  int pop = 0;
+  int push = 0;
+  int at_least = 0;  // kToMark: items that must lie above the mark (a list or dict below it for APPENDS etc.)
+};
+
+StackEffect stack_effect(unsigned char op) {
+  switch (op) {
+    case 0x80: case 0x95: case '(': return {0, 0};                                  // PROTO FRAME MARK
+    case '.': case '0': return {1, 0};                                              // STOP POP
+    case '1': return {kToMark, 0};                                                  // POP_MARK
+    case '2': return {1, 2};                                                        // DUP
+    case 'q': case 'r': case 'p': case 0x94: return {1, 1};                         // PUT, MEMOIZE
+    case 'Q': return {1, 1};                                                        // BINPERSID
+    case 'R': case 0x81: case 'b': case 0x93: return {2, 1};                        // REDUCE NEWOBJ BUILD STACK_GLOBAL
+    case 0x92: return {3, 1};                                                       // NEWOBJ_EX
+    case 'a': return {2, 1};                                                        // APPEND
+    case 's': return {3, 1};                                                        // SETITEM
+    case 'e': case 'u': case 0x90: return {kToMark, 0, 0};                          // APPENDS SETITEMS ADDITEMS
+    case 'd': case 'l': case 't': case 0x91: case 'i': case 'o': return {kToMark, 1};  // DICT LIST TUPLE FROZENSET INST OBJ
+    case 0x85: return {1, 1};                                                       // TUPLE1
+    case 0x86: return {2, 1};                                                       // TUPLE2
+    case 0x87: return {3, 1};                                                       // TUPLE3
+    default: return {0, 1};                                                         // every push of a value
+  }
+}
+
 }  // namespace
 
 void screen_pickle(const std::string& source, std::string_view pickle) {
@@ -142,6 +174,8 @@ void screen_pickle(const std::string& source, std::string_view pickle) {
   const std::size_t size = pickle.size();
   std::size_t pos = 0;
   uint64_t memo_entries = 0;  // pickle writers number memo entries 0, 1, 2, ... as they write them
+  std::size_t depth = 0;          // items on the unpickler's stack
+  std::vector<std::size_t> marks;  // the depth at each open MARK
   auto fail = [&](const std::string& what) {
     throw Error(source, "a corrupt or hostile pickle (" + what + " at byte " + std::to_string(pos) +
                             " of data.pkl); refused before LibTorch's unpickler reads it");
@@ -160,6 +194,26 @@ void screen_pickle(const std::string& source, std::string_view pickle) {
     const unsigned char op = bytes[pos];
     const OpInfo info = op_info(op);
     if (!info.known) fail("opcode " + hex(op) + ", which LibTorch does not read");
+    // The stack, as depths: items below the newest mark belong to the frame the unpickler returns to.
+    const StackEffect effect = stack_effect(op);
+    const std::size_t floor = marks.empty() ? 0 : marks.back();
+    if (effect.pop == kToMark) {
+      if (marks.empty()) fail("opcode " + hex(op) + " with no mark");
+      depth = marks.back();
+      marks.pop_back();
+      // APPENDS, SETITEMS and ADDITEMS add to the container just below the mark.
+      if ((op == 'e' || op == 'u' || op == 0x90) && depth <= (marks.empty() ? 0 : marks.back())) {
+        fail("opcode " + hex(op) + " with no container below its mark");
+      }
+    } else {
+      if (depth < floor + static_cast<std::size_t>(effect.pop)) {
+        fail("opcode " + hex(op) + " popping " + std::to_string(effect.pop) + " items from a stack of " +
+             std::to_string(depth - floor));
+      }
+      depth -= static_cast<std::size_t>(effect.pop);
+    }
+    depth += static_cast<std::size_t>(effect.push);
+    if (op == '(') marks.push_back(depth);
     ++pos;
     if (op == '.') return;  // STOP: the unpickler reads nothing after it
     switch (info.arg) {
@@ -168,6 +222,9 @@ void screen_pickle(const std::string& source, std::string_view pickle) {
         break;
       case Arg::kFixed:
         need(info.width, "an argument");
+        if ((op == 'h' || op == 'j') && little_endian(bytes + pos, info.width) >= memo_entries) {
+          fail("memo index " + std::to_string(little_endian(bytes + pos, info.width)) + " read before it was written");
+        }
         pos += info.width;
         break;
       case Arg::kMemo: {

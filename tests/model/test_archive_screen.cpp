@@ -108,6 +108,14 @@ TEST(ArchiveScreen, PicklesThatLieAreRefused) {
   EXPECT_NE(message(std::string("}r\x05\x00\x00\x00.", 7)).find("memo index 5 after 0"), std::string::npos);
   EXPECT_NE(message("}p99\n."), "(no airm::Error)");
   EXPECT_EQ(message("}p0\n}p1\n."), "(no airm::Error)");
+  // The stack: TUPLE3 over one item (fuzz_weights: LibTorch freed memory it never allocated), SETITEMS
+  // with no dict below its mark, TUPLE with no mark, POP below the newest mark, BINGET of an unwritten memo.
+  EXPECT_NE(message("\x80\x02}\x87.").find("popping 3 items from a stack of 1"), std::string::npos);
+  EXPECT_NE(message("(K\x01K\x02u.").find("no container below its mark"), std::string::npos);
+  EXPECT_NE(message("K\x01t.").find("with no mark"), std::string::npos);
+  EXPECT_NE(message("K\x01(0.").find("popping 1 items from a stack of 0"), std::string::npos);
+  EXPECT_NE(message("}h\x03.").find("memo index 3 read before it was written"), std::string::npos);
+  EXPECT_EQ(message("}(K\x01K\x02u(K\x01t\x86."), "(no airm::Error)");
   // An opcode LibTorch does not read, a missing STOP, an unterminated GLOBAL.
   EXPECT_NE(message("}_.").find("opcode 0x5f"), std::string::npos);
   EXPECT_NE(message("}").find("no STOP"), std::string::npos);
