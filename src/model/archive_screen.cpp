@@ -1,6 +1,6 @@
 #include "archive_screen.hpp"
 
-#include <caffe2/serialize/in_memory_adapter.h>
+#include <caffe2/serialize/read_adapter_interface.h>
 #include <caffe2/serialize/inline_container.h>
 
 #include <torch/csrc/jit/serialization/unpickler.h>
@@ -275,6 +275,24 @@ void screen_pickle(const std::string& source, std::string_view pickle) {
 
 namespace {
 
+// LibTorch's MemoryReadAdapter copies whatever position miniz asks for; miniz computes some positions from
+// the archive's own numbers (fuzz_weights: a read at offset -1). This one copies only what lies in the file.
+class BoundedReadAdapter final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  BoundedReadAdapter(const char* data, std::size_t size) : data_(data), size_(size) {}
+  size_t size() const override { return size_; }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/ = "") const override {
+    if (pos >= size_) return 0;
+    n = std::min<uint64_t>(n, size_ - pos);
+    std::memcpy(buf, data_ + pos, n);
+    return n;
+  }
+
+ private:
+  const char* data_;
+  std::size_t size_;
+};
+
 std::string first_line(const std::exception& e) {  // c10::Error messages carry a long backtrace
   const std::string what = e.what();
   return what.substr(0, what.find('\n'));
@@ -287,7 +305,7 @@ void screen_torch_archive(const std::string& source, const char* archive, std::s
   std::string pickle;
   try {
     caffe2::serialize::PyTorchStreamReader reader(
-        std::make_shared<caffe2::serialize::MemoryReadAdapter>(archive, static_cast<off_t>(size)));
+        std::make_shared<BoundedReadAdapter>(archive, size));
     if (!reader.hasRecord("data.pkl")) throw Error(source, "a torch.save archive with a data.pkl record", "none");
     auto [data, length] = reader.getRecord("data.pkl");
     pickle.assign(static_cast<const char*>(data.get()), length);
@@ -305,7 +323,7 @@ TorchArchive read_torch_archive(const std::string& source, const std::vector<cha
   try {
     // What torch::pickle_load does (data.pkl, tensors under data/), with the records it reads counted.
     caffe2::serialize::PyTorchStreamReader reader(
-        std::make_shared<caffe2::serialize::MemoryReadAdapter>(bytes.data(), static_cast<off_t>(bytes.size())));
+        std::make_shared<BoundedReadAdapter>(bytes.data(), bytes.size()));
     auto [pickle, pickle_size] = reader.getRecord("data.pkl");
     std::size_t done = 0;
     auto read = [&, data = static_cast<const char*>(pickle.get()), size = pickle_size](char* out, std::size_t n) {
