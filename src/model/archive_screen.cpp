@@ -11,6 +11,7 @@
 #include <limits>
 #include <memory>
 #include <sstream>
+#include <tuple>
 #include <vector>
 
 #include "airm/error.hpp"
@@ -143,7 +144,6 @@ constexpr int kToMark = -1;
 struct StackEffect {
   int pop = 0;
   int push = 0;
-  int at_least = 0;  // kToMark: items that must lie above the mark (a list or dict below it for APPENDS etc.)
 };
 
 StackEffect stack_effect(unsigned char op) {
@@ -158,7 +158,7 @@ StackEffect stack_effect(unsigned char op) {
     case 0x92: return {3, 1};                                                       // NEWOBJ_EX
     case 'a': return {2, 1};                                                        // APPEND
     case 's': return {3, 1};                                                        // SETITEM
-    case 'e': case 'u': case 0x90: return {kToMark, 0, 0};                          // APPENDS SETITEMS ADDITEMS
+    case 'e': case 'u': case 0x90: return {kToMark, 0};                             // APPENDS SETITEMS ADDITEMS
     case 'd': case 'l': case 't': case 0x91: case 'i': case 'o': return {kToMark, 1};  // DICT LIST TUPLE FROZENSET INST OBJ
     case 0x85: return {1, 1};                                                       // TUPLE1
     case 0x86: return {2, 1};                                                       // TUPLE2
@@ -182,6 +182,12 @@ void screen_pickle(const std::string& source, std::string_view pickle) {
   };
   auto need = [&](uint64_t n, const char* what) {
     if (n > size - pos) fail(std::string(what) + " runs past the end");
+  };
+  auto put = [&](uint64_t index) {  // a memo entry written: the next unused index or an earlier one
+    if (index > memo_entries) {
+      fail("memo index " + std::to_string(index) + " after " + std::to_string(memo_entries) + " memo entries");
+    }
+    memo_entries = std::max(memo_entries, index + 1);
   };
   auto skip_line = [&] {
     const std::size_t end = pickle.find('\n', pos);
@@ -229,10 +235,7 @@ void screen_pickle(const std::string& source, std::string_view pickle) {
         break;
       case Arg::kMemo: {
         need(info.width, "a memo index");
-        const uint64_t index = little_endian(bytes + pos, info.width);
-        if (index > memo_entries) fail("memo index " + std::to_string(index) + " after " +
-                                       std::to_string(memo_entries) + " memo entries");
-        memo_entries = std::max(memo_entries, index + 1);
+        put(little_endian(bytes + pos, info.width));
         pos += info.width;
         break;
       }
@@ -244,9 +247,7 @@ void screen_pickle(const std::string& source, std::string_view pickle) {
             if (c < '0' || c > '9' || index > size) fail("a bad PUT index");
             index = index * 10 + static_cast<uint64_t>(c - '0');
           }
-          if (index > memo_entries) fail("memo index " + std::to_string(index) + " after " +
-                                         std::to_string(memo_entries) + " memo entries");
-          memo_entries = std::max(memo_entries, index + 1);
+          put(index);
         }
         break;
       }
@@ -293,58 +294,67 @@ class BoundedReadAdapter final : public caffe2::serialize::ReadAdapterInterface 
   std::size_t size_;
 };
 
-std::string first_line(const std::exception& e) {  // c10::Error messages carry a long backtrace
-  const std::string what = e.what();
-  return what.substr(0, what.find('\n'));
+// Runs `read`, turning LibTorch's errors into airm::Error naming `source` (c10::Error messages carry a long
+// backtrace: the first line is kept).
+template <class Read>
+void with_named_errors(const std::string& source, Read&& read) {
+  try {
+    read();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    throw Error(source, "not a readable torch.save file (truncated or corrupt?): " + what.substr(0, what.find('\n')));
+  }
+}
+
+// A screened archive, open: LibTorch's reader over it and data.pkl's bytes.
+struct OpenArchive {
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+  at::DataPtr pickle;
+  std::size_t pickle_size = 0;
+};
+
+OpenArchive open_screened(const std::string& source, const char* archive, std::size_t size) {
+  screen_zip(source, reinterpret_cast<const unsigned char*>(archive), size);
+  OpenArchive open;
+  with_named_errors(source, [&] {
+    open.reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(
+        std::make_shared<BoundedReadAdapter>(archive, size));
+    if (!open.reader->hasRecord("data.pkl")) throw Error(source, "a torch.save archive with a data.pkl record", "none");
+    std::tie(open.pickle, open.pickle_size) = open.reader->getRecord("data.pkl");
+  });
+  screen_pickle(source, std::string_view(static_cast<const char*>(open.pickle.get()), open.pickle_size));
+  return open;
 }
 
 }  // namespace
 
 void screen_torch_archive(const std::string& source, const char* archive, std::size_t size) {
-  screen_zip(source, reinterpret_cast<const unsigned char*>(archive), size);
-  std::string pickle;
-  try {
-    caffe2::serialize::PyTorchStreamReader reader(
-        std::make_shared<BoundedReadAdapter>(archive, size));
-    if (!reader.hasRecord("data.pkl")) throw Error(source, "a torch.save archive with a data.pkl record", "none");
-    auto [data, length] = reader.getRecord("data.pkl");
-    pickle.assign(static_cast<const char*>(data.get()), length);
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Error(source, "not a readable torch.save file (truncated or corrupt?): " + first_line(e));
-  }
-  screen_pickle(source, pickle);
+  (void)open_screened(source, archive, size);
 }
 
 TorchArchive read_torch_archive(const std::string& source, const std::vector<char>& bytes) {
-  screen_torch_archive(source, bytes.data(), bytes.size());
+  OpenArchive open = open_screened(source, bytes.data(), bytes.size());
   TorchArchive archive;
-  try {
+  with_named_errors(source, [&] {
     // What torch::pickle_load does (data.pkl, tensors under data/), with the records it reads counted.
-    caffe2::serialize::PyTorchStreamReader reader(
-        std::make_shared<BoundedReadAdapter>(bytes.data(), bytes.size()));
-    auto [pickle, pickle_size] = reader.getRecord("data.pkl");
     std::size_t done = 0;
-    auto read = [&, data = static_cast<const char*>(pickle.get()), size = pickle_size](char* out, std::size_t n) {
-      n = std::min(n, size - done);
+    auto read = [&, data = static_cast<const char*>(open.pickle.get())](char* out, std::size_t n) {
+      n = std::min(n, open.pickle_size - done);
       if (n > 0) std::memcpy(out, data + done, n);
       done += n;
       return n;
     };
     auto read_record = [&](const std::string& key) {
-      auto [data, size] = reader.getRecord("data/" + key);
+      auto [data, size] = open.reader->getRecord("data/" + key);
       archive.records[data.get()] = size;
       return std::move(data);
     };
     torch::jit::Unpickler unpickler(read, nullptr, nullptr, read_record, c10::nullopt);
-    unpickler.set_version(reader.version());
+    unpickler.set_version(open.reader->version());
     archive.value = unpickler.parse_ivalue();
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Error(source, "not a readable torch.save file (truncated or corrupt?): " + first_line(e));
-  }
+  });
   return archive;
 }
 
