@@ -21,6 +21,16 @@ nn::Sequential conv_bn_relu(int64_t in, int64_t out, int64_t kernel) {
                         nn::BatchNorm2d(out), nn::ReLU(nn::ReLUOptions(true)));
 }
 
+// DeepLabV3's logits: a conv1x1 on the ASPP map, upsampled as TensorFlow's graph does (align_corners).
+// aspp [B,256,h,w] -> [B,K,H,W]
+torch::Tensor deeplab_logits(nn::Conv2d classifier, const torch::Tensor& aspp, int64_t h, int64_t w) {
+  namespace F = torch::nn::functional;
+  return F::interpolate(classifier->forward(aspp), F::InterpolateFuncOptions()
+                                                       .size(std::vector<int64_t>{h, w})
+                                                       .mode(torch::kBilinear)
+                                                       .align_corners(true));
+}
+
 torch::Device device_of(const torch::nn::Module& module) {
   const auto params = module.parameters();
   return params.empty() ? torch::Device(torch::kCPU) : params.front().device();
@@ -82,6 +92,12 @@ SegmenterNetImpl::SegmenterNetImpl(SegmenterConfig config) : config_(std::move(c
                           ContextualRefinementModuleOptions(kStages * d, d).reduction(config_.context_reduction)));
   }
   classifier_ = register_module("classifier", nn::Conv2d(nn::Conv2dOptions(d, config_.num_classes, 1)));
+  if (config_.prior_classes > 0) {
+    prior_ = register_module("prior", nn::Conv2d(nn::Conv2dOptions(kAsppChannels, config_.prior_classes, 1)));
+    torch::NoGradGuard no_grad;
+    classifier_->weight.zero_();
+    classifier_->bias.zero_();
+  }
 }
 
 std::vector<torch::Tensor> SegmenterNetImpl::backbone_stages(const torch::Tensor& rgb_normalised) {
@@ -97,13 +113,7 @@ torch::Tensor SegmenterNetImpl::forward(const torch::Tensor& rgb_normalised, std
   const int64_t h = rgb_normalised.size(2), w = rgb_normalised.size(3);
   const std::vector<torch::Tensor> stages = backbone_stages(rgb_normalised);
   if (offsets) offsets->clear();
-  if (config_.decoder == "deeplabv3") {
-    namespace F = torch::nn::functional;
-    return F::interpolate(classifier_->forward(stages.back()), F::InterpolateFuncOptions()
-                                                                   .size(std::vector<int64_t>{h, w})
-                                                                   .mode(torch::kBilinear)
-                                                                   .align_corners(true));  // [B,K,H,W]
-  }
+  if (config_.decoder == "deeplabv3") return deeplab_logits(classifier_, stages.back(), h, w);  // [B,K,H,W]
   std::vector<torch::Tensor> lateral;
   for (int64_t i = 0; i < kStages; ++i) lateral.push_back(laterals_[i]->as<nn::Sequential>()->forward(stages[i]));
   // pyramid[i]: the decoder map at stride 4*2^i, [B,D,h_i,w_i].
@@ -124,7 +134,12 @@ torch::Tensor SegmenterNetImpl::forward(const torch::Tensor& rgb_normalised, std
     pyramid[i] = fuses_[i]->as<nn::Sequential>()->forward(high + up);
   }
   const torch::Tensor features = contextual_ ? contextual_->forward(pyramid) : pyramid[0];  // [B,D,h/4,w/4]
-  return resize_bilinear(classifier_->forward(features), h, w);                            // [B,K,H,W]
+  torch::Tensor logits = resize_bilinear(classifier_->forward(features), h, w);            // [B,K,H,W]
+  if (prior_) {
+    const torch::Tensor prior = deeplab_logits(prior_, stages.back(), h, w);  // [B,P,H,W]
+    logits = logits + (torch::logsumexp(prior.slice(1, 1), 1, true) - prior.slice(1, 0, 1));
+  }
+  return logits;
 }
 
 cv::Mat segment(SegmenterNet& net, const cv::Mat& image, int64_t long_side) {

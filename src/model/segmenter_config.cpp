@@ -30,6 +30,14 @@ void SegmenterConfig::validate(const std::string& source) const {
   if (decoder_dim < 1) fail("decoder_dim", ">= 1", std::to_string(decoder_dim));
   if (srm_hidden < 1) fail("srm_hidden", ">= 1", std::to_string(srm_hidden));
   if (context_reduction < 1) fail("context_reduction", ">= 1", std::to_string(context_reduction));
+  if (prior_classes != 0) {
+    if (prior_classes < 2) fail("prior_classes", "0 or >= 2", std::to_string(prior_classes));
+    if (!uses_mobilenet() || decoder != "srm_crm" || num_classes != 1) {
+      fail("prior_classes", "0 unless encoder mobilenet_v2(_050), decoder srm_crm and num_classes 1",
+           std::to_string(prior_classes) + " with " + encoder + ", " + decoder + ", num_classes " +
+               std::to_string(num_classes));
+    }
+  }
   if (!(drop_path >= 0 && drop_path < 1)) fail("drop_path", "in [0, 1)", std::to_string(drop_path));
   if (long_side < 32) fail("long_side", ">= 32", std::to_string(long_side));
 }
@@ -44,6 +52,7 @@ nlohmann::json SegmenterConfig::to_json() const {
           {"srm_hidden", srm_hidden},
           {"contextual", contextual},
           {"context_reduction", context_reduction},
+          {"prior_classes", prior_classes},
           {"drop_path", drop_path},
           {"long_side", long_side}};
 }
@@ -60,6 +69,7 @@ SegmenterConfig SegmenterConfig::from_json(const nlohmann::json& json, const std
   json_fields::read(json, "srm_hidden", config.srm_hidden, source);
   json_fields::read(json, "contextual", config.contextual, source);
   json_fields::read(json, "context_reduction", config.context_reduction, source);
+  json_fields::read(json, "prior_classes", config.prior_classes, source);
   json_fields::read(json, "drop_path", config.drop_path, source);
   json_fields::read(json, "long_side", config.long_side, source);
   config.validate(source);

@@ -49,11 +49,22 @@ void load_segmenter_backbone(SegmenterNet& net, const std::filesystem::path& pat
   // An imported DeepLabV3 also brings its ASPP (the decoder's deepest map).
   if (read_weights_kind(path) != "segmenter") return;
   const WeightsFileContents contents = read_weights_file(path, "segmenter", kSegmenterWeightsFormatVersion);
-  TensorDict aspp;
+  TensorDict aspp, classifier;
   for (const auto& [key, tensor] : contents.tensors) {
     if (key.rfind("aspp.", 0) == 0) aspp[key.substr(5)] = tensor;
+    if (key.rfind("classifier.", 0) == 0) classifier[key.substr(11)] = tensor;
   }
   if (!aspp.empty()) load_weights_tensors(*net->aspp_, std::move(aspp), path.string());
+  if (!net->prior_) return;
+  // The prior is DeepLabV3's own classifier: only a deeplabv3 file has one that reads the ASPP.
+  const SegmenterConfig source = SegmenterConfig::from_json(contents.config, path.string());
+  if (source.decoder != "deeplabv3" || source.num_classes != net->config().prior_classes) {
+    throw Error(path.string(),
+                "a DeepLabV3 segmenter (decoder deeplabv3) with " + std::to_string(net->config().prior_classes) +
+                    " classes for the foreground prior",
+                "decoder " + source.decoder + " with " + std::to_string(source.num_classes) + " classes");
+  }
+  load_weights_tensors(*net->prior_, std::move(classifier), path.string());
 }
 
 }  // namespace airm

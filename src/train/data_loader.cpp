@@ -2,6 +2,7 @@
 // the options' JSON form.
 #include "airm/train/data_loader.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -61,6 +62,9 @@ void DataOptions::validate(const std::string& source) const {
   if (queries < 1) fail("queries", ">= 1", std::to_string(queries));
   probability("boundary_share", boundary_share);
   if (boundary_band < 1) fail("boundary_band", ">= 1", std::to_string(boundary_band));
+  for (const auto& [dataset, times] : repeat) {
+    if (times < 0 || times > 100) fail("repeat." + dataset, "in [0, 100]", std::to_string(times));
+  }
 }
 
 nlohmann::json DataOptions::to_json() const {
@@ -82,7 +86,8 @@ nlohmann::json DataOptions::to_json() const {
           {"query_mode", query_mode},
           {"queries", queries},
           {"boundary_share", boundary_share},
-          {"boundary_band", boundary_band}};
+          {"boundary_band", boundary_band},
+          {"repeat", repeat}};
 }
 
 DataOptions DataOptions::from_json(const nlohmann::json& json, const std::string& source) {
@@ -113,6 +118,7 @@ DataOptions DataOptions::from_json(const nlohmann::json& json, const std::string
   json_fields::read(json, "queries", o.queries, source);
   json_fields::read(json, "boundary_share", o.boundary_share, source);
   json_fields::read(json, "boundary_band", o.boundary_band, source);
+  json_fields::read(json, "repeat", o.repeat, source);
   o.validate(source);
   return o;
 }
@@ -137,6 +143,26 @@ void attach_stored_coarse(std::vector<Sample>& samples, const std::filesystem::p
                                   (dir / samples.front().dataset / (samples.front().name + ".png")).string() + ")",
                 "none");
   }
+}
+
+// Each sample `repeat[dataset]` times (1 when not named), in the original order.
+std::vector<Sample> repeat_samples(const std::vector<Sample>& samples, const std::map<std::string, int>& repeat) {
+  for (const auto& entry : repeat) {  // (a structured binding cannot be captured in C++17)
+    const std::string& dataset = entry.first;
+    const bool present =
+        std::any_of(samples.begin(), samples.end(), [&](const Sample& x) { return x.dataset == dataset; });
+    if (!present) {
+      throw Error("TrainLoader", "repeat." + dataset + ": expected a dataset of the training samples, got none by that name");
+    }
+  }
+  std::vector<Sample> out;
+  for (const Sample& sample : samples) {
+    const auto it = repeat.find(sample.dataset);
+    const int times = it == repeat.end() ? 1 : it->second;
+    for (int i = 0; i < times; ++i) out.push_back(sample);
+  }
+  if (out.empty()) throw Error("TrainLoader", "repeat: expected at least one sample left, got none (every dataset at 0)");
+  return out;
 }
 
 }  // namespace
@@ -295,6 +321,7 @@ TrainLoader::TrainLoader(std::vector<Sample> samples, DataOptions options, int b
   s.workers = workers;
   s.prefetch = prefetch;
   if (!s.options.coarse_dir.empty()) attach_stored_coarse(s.samples, s.options.coarse_dir);
+  if (!s.options.repeat.empty()) s.samples = repeat_samples(s.samples, s.options.repeat);
   for (int i = 0; i < workers; ++i) s.threads.emplace_back([&s] { s.work(); });
 }
 
@@ -378,6 +405,14 @@ TrainBatch TrainLoader::make_batch(int64_t iteration) const {
 std::vector<int64_t> TrainLoader::batch_samples(int64_t iteration) const {
   if (iteration < 0) throw Error("TrainLoader", "batch_samples: expected an iteration >= 0, got " + std::to_string(iteration));
   return state_->batch_samples(iteration);
+}
+
+const Sample& TrainLoader::sample(int64_t index) const {
+  if (index < 0 || index >= static_cast<int64_t>(state_->samples.size())) {
+    throw Error("TrainLoader", "sample index: expected in [0, " + std::to_string(state_->samples.size()) + "), got " +
+                                   std::to_string(index));
+  }
+  return state_->samples[static_cast<std::size_t>(index)];
 }
 
 int64_t TrainLoader::samples_per_epoch() const { return static_cast<int64_t>(state_->samples.size()); }

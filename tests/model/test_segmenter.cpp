@@ -362,3 +362,104 @@ TEST(SegmenterNet, MobileNetV2FromRandomWeightsIsFinite) {
     EXPECT_LT(logits.abs().max().item<double>(), 1e3) << "seed " << seed;
   }
 }
+
+// --- foreground prior (a DeepLabV3 start) ---------------------------------------
+
+namespace {
+SegmenterConfig deeplab_config(int64_t classes) {
+  SegmenterConfig config;
+  config.name = "deeplab";
+  config.encoder = "mobilenet_v2_050";
+  config.decoder = "deeplabv3";
+  config.num_classes = classes;
+  return config;
+}
+
+SegmenterConfig prior_config(int64_t prior_classes) {
+  SegmenterConfig config;
+  config.name = "prior";
+  config.encoder = "mobilenet_v2_050";
+  config.prior_classes = prior_classes;
+  return config;
+}
+}  // namespace
+
+TEST(SegmenterPrior, StartsAsTheDeepLabNetworkZeroShot) {
+  airm::test::TempDir tmp("airm-seg");
+  torch::manual_seed(11);
+  SegmenterNet deeplab(deeplab_config(5));
+  {
+    torch::NoGradGuard no_grad;  // logits of a few units, so that neither class dominates everywhere
+    deeplab->classifier_->weight.normal_(0.0, 0.2);
+    deeplab->classifier_->bias.normal_(0.0, 1.0);
+  }
+  airm::save_segmenter_weights(tmp / "deeplab.pt", deeplab);
+  SegmenterNet net(prior_config(5));
+  airm::load_segmenter_backbone(net, tmp / "deeplab.pt");
+  EXPECT_TRUE(torch::equal(net->prior_->weight, deeplab->classifier_->weight));
+  EXPECT_TRUE(torch::equal(net->classifier_->weight, torch::zeros_like(net->classifier_->weight)));
+  deeplab->eval();
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor input = random_input(2, 61, 94);  // odd sizes: both upsamplings must agree
+  const torch::Tensor logits = net->forward(input);
+  ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 1, 61, 94}));
+  const torch::Tensor zero_shot = 1.0 - torch::softmax(deeplab->forward(input), 1).select(1, 0);  // [2,61,94]
+  const torch::Tensor ours = torch::sigmoid(logits.select(1, 0));
+  const double spread = (zero_shot.max() - zero_shot.min()).item<double>();
+  EXPECT_GT(spread, 0.1) << "a test whose zero-shot map is constant could not tell the prior from a constant";
+  // fp32 softmax against sigmoid(logsumexp - l0): a few ulps of probabilities in [0, 1].
+  EXPECT_LT(max_abs(ours, zero_shot), 1e-5);
+}
+
+TEST(SegmenterPrior, GradientsReachTheDecoderAfterOneStep) {
+  torch::manual_seed(12);
+  SegmenterNet net(prior_config(3));
+  net->train();
+  torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.1));
+  const torch::Tensor input = random_input(2, 48, 48);
+  const torch::Tensor target = (torch::rand({2, 1, 48, 48}) > 0.5).to(torch::kFloat);
+  for (int step = 0; step < 2; ++step) {
+    sgd.zero_grad();
+    torch::binary_cross_entropy_with_logits(net->forward(input), target).backward();
+    sgd.step();
+  }
+  // The classifier moved off zero at step 1, so step 2 reached the laterals behind it.
+  EXPECT_GT(net->classifier_->weight.abs().max().item<double>(), 0.0);
+  const torch::Tensor lateral_grad = net->laterals_[0]->as<torch::nn::Sequential>()->ptr(0)
+                                         ->as<torch::nn::Conv2d>()->weight.grad();
+  ASSERT_TRUE(lateral_grad.defined());
+  EXPECT_GT(lateral_grad.abs().max().item<double>(), 0.0);
+  EXPECT_TRUE(net->prior_->weight.grad().defined());
+}
+
+TEST(SegmenterPrior, RefusesWhatItCannotStartFrom) {
+  airm::test::TempDir tmp("airm-seg");
+  SegmenterConfig mit = test_config();
+  mit.prior_classes = 21;
+  std::string message = error_message([&] { mit.validate("m.json"); });
+  EXPECT_NE(message.find("prior_classes"), std::string::npos) << message;
+  EXPECT_NE(message.find("mit_b0"), std::string::npos) << message;
+  SegmenterConfig one = prior_config(1);
+  EXPECT_NE(error_message([&] { one.validate(); }).find("0 or >= 2"), std::string::npos);
+  SegmenterConfig multi = prior_config(21);
+  multi.num_classes = 3;
+  EXPECT_NE(error_message([&] { multi.validate(); }).find("num_classes 3"), std::string::npos);
+  // A DeepLabV3 of another class count, and a file with no DeepLabV3 classifier.
+  SegmenterNet deeplab(deeplab_config(4));
+  airm::save_segmenter_weights(tmp / "four.pt", deeplab);
+  SegmenterNet net(prior_config(21));
+  message = error_message([&] { airm::load_segmenter_backbone(net, tmp / "four.pt"); });
+  EXPECT_NE(message.find("four.pt"), std::string::npos) << message;
+  EXPECT_NE(message.find("21 classes"), std::string::npos) << message;
+  SegmenterConfig plain = prior_config(0);
+  SegmenterNet decoder_only(plain);
+  airm::save_segmenter_weights(tmp / "srm.pt", decoder_only);
+  message = error_message([&] { airm::load_segmenter_backbone(net, tmp / "srm.pt"); });
+  EXPECT_NE(message.find("decoder srm_crm"), std::string::npos) << message;
+  // The key survives the config's JSON, and a file without it reads as off.
+  EXPECT_EQ(SegmenterConfig::from_json(prior_config(21).to_json()).prior_classes, 21);
+  nlohmann::json old = prior_config(0).to_json();
+  old.erase("prior_classes");
+  EXPECT_EQ(SegmenterConfig::from_json(old).prior_classes, 0);
+}

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -718,3 +719,52 @@ TEST(TrainLoader, SmokeOnRealTrainingImages) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- repeats
+
+TEST(TrainLoader, RepeatShowsADatasetThatOftenPerEpoch) {
+  Fixture a("plain"), b("boosted"), c("dropped");
+  add_shapes(a);
+  b.add("x", disk(120, 90, {60, 45}, 30));
+  b.add("y", rect(100, 110, {20, 30, 50, 40}));
+  c.add("z", disk(80, 80, {40, 40}, 20));
+  std::vector<Sample> samples = a.samples();
+  for (const Sample& s : b.samples()) samples.push_back(s);
+  for (const Sample& s : c.samples()) samples.push_back(s);
+  DataOptions o = small_options();
+  o.repeat = {{"boosted", 3}, {"dropped", 0}};
+  const DataOptions back = DataOptions::from_json(o.to_json());
+  EXPECT_EQ(back.repeat, o.repeat);
+  const int n = 7 + 3 * 2;
+  TrainLoader loader(samples, o, n, 5, 0, 1, 0);
+  ASSERT_EQ(loader.samples_per_epoch(), n);
+  std::map<std::string, int> seen;
+  for (int64_t index : loader.batch_samples(0)) {  // one batch = one whole epoch
+    const Sample& s = loader.sample(index);
+    ++seen[s.dataset + "/" + s.name];
+  }
+  EXPECT_EQ(seen["boosted/x"], 3);
+  EXPECT_EQ(seen["boosted/y"], 3);
+  EXPECT_EQ(seen["plain/a_disk"], 1);
+  EXPECT_EQ(seen.count("dropped/z"), 0u);
+  // Repeats of one sample are crops of their own.
+  const TrainBatch batch = loader.make_batch(0);
+  std::vector<torch::Tensor> x_crops;
+  for (int s = 0; s < n; ++s) {
+    if (loader.sample(batch.samples[s]).name == "x") x_crops.push_back(batch.input[s]);
+  }
+  ASSERT_EQ(x_crops.size(), 3u);
+  EXPECT_FALSE(torch::equal(x_crops[0], x_crops[1]) && torch::equal(x_crops[1], x_crops[2]));
+
+  DataOptions typo = small_options();
+  typo.repeat = {{"bosted", 2}};
+  const std::string message = airm::test::error_message([&] { TrainLoader(samples, typo, 2, 0); });
+  EXPECT_NE(message.find("repeat.bosted"), std::string::npos) << message;
+  DataOptions none = small_options();
+  none.repeat = {{"plain", 0}, {"boosted", 0}, {"dropped", 0}};
+  EXPECT_THROW(TrainLoader(samples, none, 2, 0), airm::Error);
+  EXPECT_NE(airm::test::error_message([] { DataOptions::from_json({{"repeat", {{"a", 101}}}}, "t.json"); })
+                .find("repeat.a: expected in [0, 100]"),
+            std::string::npos);
+  EXPECT_THROW(DataOptions::from_json({{"repeat", {{"a", "twice"}}}}), airm::Error);
+}

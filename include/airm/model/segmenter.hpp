@@ -40,6 +40,14 @@
 //              Decoder "deeplabv3": the classifier reads the ASPP directly
 //              (DeepLabV3's logits, align_corners upsampling as TensorFlow's
 //              graph) — the imported PASCAL network (tflite_import.hpp).
+//   prior      (prior_classes = P > 0; MobileNetV2, K = 1) DeepLabV3's
+//              classifier conv1x1 ASPP -> P kept as `prior`; its logits are
+//              upsampled as the deeplabv3 decoder's (align_corners) and the
+//              foreground logit logsumexp(l_1..l_P-1) - l_0 is added to the
+//              decoder's. The classifier starts at zero, so a network whose
+//              backbone, ASPP and prior come from an imported DeepLabV3 starts
+//              as that network zero-shot (every non-background class is
+//              foreground) and training learns a correction of it.
 //   output     K = 1: one foreground logit; K > 1: K class logits, class 0 =
 //              background (segment() reads 1 - softmax[0] as foreground).
 #pragma once
@@ -80,6 +88,7 @@ struct SegmenterNetImpl : torch::nn::Module {
   torch::nn::ModuleList fuses_{nullptr};     // 3 x conv3x3+BN+ReLU, strides 4, 8, 16
   ContextualRefinementModule contextual_{nullptr};  // contextual only
   torch::nn::Conv2d classifier_{nullptr};
+  torch::nn::Conv2d prior_{nullptr};  // prior_classes > 0 only: DeepLabV3's classifier on the ASPP
 
   // The four maps the decoder reads (strides 4/8/16/32, or 4/8/16/16 with
   // the ASPP as the last for MobileNetV2).

@@ -36,6 +36,13 @@ struct SegmenterConfig {
   // reads the finest fused map).
   bool contextual = true;
   int64_t context_reduction = 4;  // channel-attention MLP: 4*decoder_dim -> /reduction
+  // Foreground prior (MobileNetV2 + srm_crm + num_classes 1 only): 0 (off),
+  // or the class count K >= 2 of a DeepLabV3 classifier (conv1x1 ASPP -> K,
+  // class 0 = background) kept beside the decoder. Its foreground logit
+  // logsumexp(l_1..l_K-1) - l_0 (log p(any class) / p(background)) is added
+  // to the decoder's, whose classifier then starts at zero: a network loaded
+  // from an imported DeepLabV3 starts as that network run zero-shot.
+  int64_t prior_classes = 0;
   // Stochastic depth of the MiT blocks (training only).
   double drop_path = 0.1;
   // The long side (pixels) an image is resized to before it is segmented: the

@@ -39,7 +39,9 @@ void load_segmenter_weights_into(SegmenterNet& net, const std::filesystem::path&
 // (official SegFormer) checkpoint by name (load_mit_state_dict: "head.*" and
 // "__*" keys ignored); MobileNetV2 from an imported file (pretrained.hpp's
 // load_pretrained_encoder), with the ASPP too when the file is an imported
-// DeepLabV3. The decoder after them starts as initialised.
+// DeepLabV3, and its classifier as the foreground prior of a network with
+// prior_classes > 0 (then the file must be a deeplabv3 segmenter with that
+// many classes). The decoder after them starts as initialised.
 void load_segmenter_backbone(SegmenterNet& net, const std::filesystem::path& path);
 
 }  // namespace airm

@@ -57,6 +57,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -104,6 +105,10 @@ struct DataOptions {
   int queries = 12544;            // 224*224/4
   double boundary_share = 0.5;
   int boundary_band = 8;
+  // Times each sample of a dataset (folder name) appears in an epoch's
+  // permutation, 0..100 (0: left out); datasets not named appear once. A
+  // named dataset must hold training samples (a typo is an error). Empty: as is.
+  std::map<std::string, int> repeat;
 
   // Throws airm::Error naming the field (and `source`, if given).
   void validate(const std::string& source = "") const;
@@ -147,6 +152,10 @@ struct LoaderStats {
 // is position p mod N of epoch p / N. The augmentation of slot j of
 // iteration i is drawn from a generator seeded by (seed, i, j).
 //
+// Repeats: options.repeat lists each sample of a named dataset that many
+// times (0: none) in the list the permutations walk, so an epoch shows it
+// that often, each time with its own crop and augmentation.
+//
 // Stored masks: with a coarse_dir, every sample without a Sample::coarse
 // gets coarse_dir/DATASET/NAME.png when that file exists; the constructor
 // throws airm::Error if coarse_dir is set and holds none of the samples.
@@ -178,6 +187,8 @@ class TrainLoader {
   std::vector<int64_t> batch_samples(int64_t iteration) const;
   // Samples per epoch (all ranks together): size().
   int64_t samples_per_epoch() const;
+  // The sample an index of batch_samples() names (repeated datasets hold several indices).
+  const Sample& sample(int64_t index) const;
   // The epoch of this rank's first image of batch `iteration` (for logging).
   int64_t epoch_of(int64_t iteration) const;
   const DataOptions& options() const;
