@@ -15,7 +15,7 @@ shared=${2:-../shared}
 shift $(( $# >= 2 ? 2 : $# ))
 [ "${1:-}" = "--" ] && shift
 airm=${AIRM:-build/bin/airm}
-[ -x "$airm" ] || bash scripts/setup.sh build >&2
+[ -x "$airm" ] || AIRM_TARGETS=airm_cli bash scripts/setup.sh build >&2  # the CLI is all it runs
 bash scripts/import_pretrained.sh "$shared" "$airm" >&2
 [ -d runs/coarse/deeplab-train ] || bash scripts/make_train_coarse.sh "$shared" "$airm" >&2
 bash scripts/trainmix.sh out/trainmix "$shared/data" >&2
