@@ -412,6 +412,47 @@ void camera(cv::Mat& image, Rng& rng) {
   }
 }
 
+// The colour, among a few random ones, farthest from the mean colour of what
+// lies under the object's core: the object stands apart from its background.
+cv::Vec3f contrasting_colour(const cv::Mat& image, const cv::Rect& core, Rng& rng) {
+  const cv::Scalar m = core.empty() ? cv::Scalar(128, 128, 128) : cv::mean(image(core));
+  cv::Vec3f best;
+  double best_d = -1;
+  for (int i = 0; i < 8; ++i) {
+    const cv::Vec3f c = random_colour(rng);
+    const double d = std::hypot(std::hypot(c[0] - m[0], c[1] - m[1]), c[2] - m[2]);
+    if (d > best_d) best = c, best_d = d;
+  }
+  return best;
+}
+
+// SynthOptions::main_object: the textured background alone (no patches or
+// clutter shaped like objects: the segmenter fine-tuned on salient objects
+// marked clutter shapes as often as the main object), then one large object
+// near the centre.
+Scene main_object_scene(const SynthOptions& options, Rng& root) {
+  const cv::Size size = options.size;
+  const double W = size.width, H = size.height;
+  Rng layout = root.split(), bg_rng = root.split(), fg_rng = root.split(), cam_rng = root.split();
+  Scene scene;
+  scene.image.create(size, CV_8UC3);
+  scene.mask = cv::Mat::zeros(size, CV_8UC1);
+  const double aa_sigma = layout.uniform(0.5, 0.9);
+  paint_background(scene.image, bg_rng);
+  const cv::Point2d c(W * (0.5 + layout.uniform(-0.08, 0.08)), H * (0.5 + layout.uniform(-0.08, 0.08)));
+  const double R = 0.5 * std::min(W, H) * layout.uniform(0.6, 0.85);
+  const Shape shape = make_object(c, std::max(R, 0.5), options.holes && layout.chance(0.5), options, fg_rng);
+  Paint paint;
+  const cv::Rect core = cv::Rect(static_cast<int>(c.x - R / 2), static_cast<int>(c.y - R / 2),
+                                 std::max(1, static_cast<int>(R)), std::max(1, static_cast<int>(R))) &
+                        cv::Rect(0, 0, size.width, size.height);
+  paint.base = contrasting_colour(scene.image, core, fg_rng);
+  if (fg_rng.chance(0.5)) cast_shadow(scene.image, shape, fg_rng);
+  draw_layer(scene.image, scene.mask, shape, paint, true, true, aa_sigma, fg_rng);
+  camera(scene.image, cam_rng);
+  return scene;
+}
+
 }  // namespace
 
 Scene generate_scene(const SynthOptions& options, std::uint64_t seed) {
@@ -419,6 +460,7 @@ Scene generate_scene(const SynthOptions& options, std::uint64_t seed) {
   const cv::Size size = options.size;
   const double W = size.width, H = size.height;
   Rng root(detail::splitmix64(seed ^ 0x5EED5CE4E0000001ULL));
+  if (options.main_object) return main_object_scene(options, root);
   Rng layout = root.split(), bg_rng = root.split(), fg_rng = root.split(), thin_rng = root.split(),
       cam_rng = root.split();
 

@@ -146,6 +146,46 @@ TEST(GenerateScene, OptionsTurnThinStructuresAndHolesOff) {
   EXPECT_LE(with_holes, 4);  // only where objects happen to overlap
 }
 
+TEST(GenerateScene, MainObjectIsOneLargeCentredObjectApartFromItsBackground) {
+  SynthOptions o = sized(640, 360);
+  o.main_object = true;
+  for (std::uint64_t seed = 0; seed < 8; ++seed) {
+    const Scene s = airm::generate_scene(o, seed);
+    ASSERT_TRUE(is_binary(s.mask));
+    // Deterministic, and not the default scene of the same seed.
+    EXPECT_EQ(airm::test::count_differences(s.mask, airm::generate_scene(o, seed).mask), 0) << seed;
+    EXPECT_GT(airm::test::count_differences(s.mask, airm::generate_scene(sized(640, 360), seed).mask), 1000) << seed;
+    // One object: its largest 8-connected part holds nearly all the foreground
+    // (its own attachments are connected to it; no free-standing wires).
+    cv::Mat labels, stats, centroids;
+    const int n = cv::connectedComponentsWithStats(s.mask, labels, stats, centroids, 8);
+    ASSERT_GE(n, 2) << seed;
+    int best = 1;
+    for (int i = 2; i < n; ++i) {
+      if (stats.at<int>(i, cv::CC_STAT_AREA) > stats.at<int>(best, cv::CC_STAT_AREA)) best = i;
+    }
+    const double fg = cv::countNonZero(s.mask);
+    EXPECT_GE(stats.at<int>(best, cv::CC_STAT_AREA), 0.97 * fg) << seed;
+    // Large and near the centre.
+    EXPECT_GT(fg / s.mask.total(), 0.03) << seed;
+    EXPECT_LT(fg / s.mask.total(), 0.6) << seed;
+    EXPECT_NEAR(centroids.at<double>(best, 0), 320, 0.15 * 640) << seed;
+    EXPECT_NEAR(centroids.at<double>(best, 1), 180, 0.15 * 360) << seed;
+    // Apart from its background: the mean colour inside differs from that of
+    // a ring around it.
+    cv::Mat body, ring, grown;
+    cv::morphologyEx(s.mask, body, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(7, 7)));
+    cv::dilate(s.mask, grown, cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(41, 41)));
+    cv::subtract(grown, s.mask, ring);
+    cv::dilate(s.mask, grown, cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(9, 9)));
+    ring.setTo(0, grown);
+    const cv::Scalar in = cv::mean(s.image, body), out = cv::mean(s.image, ring);
+    const double distance = std::sqrt((in[0] - out[0]) * (in[0] - out[0]) + (in[1] - out[1]) * (in[1] - out[1]) +
+                                      (in[2] - out[2]) * (in[2] - out[2]));
+    EXPECT_GT(distance, 40.0) << seed;
+  }
+}
+
 TEST(GenerateScene, ImageIsTexturedAndConsistentWithTheMask) {
   const Scene s = airm::generate_scene(sized(1024, 768), 7);
   // Textured: a wide range of values and plenty of local variation.

@@ -25,6 +25,7 @@ struct SynthArgs {
   std::string coarse = "none";
   std::string format = "jpg";
   int threads = 0;
+  bool main_object = false;
   bool quiet = false;
 };
 
@@ -39,6 +40,7 @@ void write_image(const fs::path& path, const cv::Mat& image) {
 int run_synth(const SynthArgs& args) {
   SynthOptions options;
   options.size = parse_size(args.size);
+  options.main_object = args.main_object;
   if (args.count < 1) throw UsageError("expected --count >= 1, got " + std::to_string(args.count));
   const bool with_coarse = args.coarse != "none";
   const DegradeMode mode = with_coarse ? parse_degrade_mode(args.coarse) : DegradeMode::perturb;
@@ -80,6 +82,8 @@ Runner add_synth_command(CLI::App& app) {
       ->check(CLI::IsMember({"jpg", "png"}))
       ->capture_default_str();
   sub->add_option("--threads", args->threads, "Worker threads (0: all cores)")->capture_default_str();
+  sub->add_flag("--main-object", args->main_object,
+                "One large object near the centre, set apart from the background (a salient-object scene)");
   sub->add_flag("--quiet", args->quiet, "No progress line");
   return [args] { return run_synth(*args); };
 }

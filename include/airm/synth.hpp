@@ -13,6 +13,11 @@ struct SynthOptions {
   int max_objects = 5;
   bool thin_structures = true;  // 1-3 px wide lines and curves at full resolution
   bool holes = true;
+  // One large object near the centre, painted apart from the background (no
+  // camouflage, no occluding bar, no free-standing wires): the scene a
+  // salient-object segmenter is meant for. min_objects/max_objects are then
+  // not used; thin_structures and holes still shape the object.
+  bool main_object = false;
 };
 
 struct Scene {
@@ -21,7 +26,8 @@ struct Scene {
 };
 
 // A textured background with foreground objects: smooth curved blobs, shapes
-// with sharp corners, objects with holes and thin structures. Deterministic
+// with sharp corners, objects with holes and thin structures (or one main
+// object, see SynthOptions::main_object). Deterministic
 // for a given (options, seed). Throws airm::Error for a size outside
 // 1x1..7680x4320 (or its transpose) or bad object counts.
 Scene generate_scene(const SynthOptions& options, std::uint64_t seed);

@@ -34,6 +34,13 @@ check degrade-bad-mode 2 "^error: " -- "$airm" degrade --data "$work" --mode blu
 
 # Generated scenes -> degraded coarse masks -> eval, with every output.
 check synth 0 "wrote 3 scene" -- "$airm" synth --size 211x157 --count 3 --seed 7 --out "$work/scenes" --quiet
+check synth-main-object 0 "wrote 1 scene" -- "$airm" synth --size 211x157 --count 1 --seed 7 --main-object \
+  --out "$work/main-object" --quiet
+if cmp -s "$work/main-object/masks/synth_s7_0000.png" "$work/scenes/masks/synth_s7_0000.png"; then
+  echo "FAIL synth-main-object: the same mask as without --main-object"; failures=$((failures + 1))
+else
+  passes=$((passes + 1))
+fi
 check degrade-1thread 0 "wrote 3 coarse" -- "$airm" degrade --data "$work/scenes" --mode perturb --seed 1 --out "$work/d1" --threads 1 --quiet
 check degrade-2threads 0 "wrote 3 coarse" -- "$airm" degrade --data "$work/scenes" --mode perturb --seed 1 --out "$work/d2" --threads 2 --quiet
 if diff -r "$work/d1/scenes/coarse" "$work/d2/scenes/coarse" >/dev/null; then passes=$((passes + 1)); else
