@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: installs what is missing, builds, generates a 4K scene with
-# exact ground truth and a coarse mask (`airm synth`, seeded: the same scene on every machine), refines
+# exact ground truth and a coarse mask (`airm synth --main-object`, seeded: the same scene on every
+# machine; one main object, as a photo a user would segment has), refines
 # the coarse mask at full resolution with the shipped model (models/airm.pt), and writes the refined
 # mask, an overlay (red: coarse boundary, green: refined) and the coarse-vs-refined scores. Then the
 # one-command path on the same photo given no coarse mask: the shipped segmenter
@@ -12,7 +13,7 @@ AIRM_TARGETS=airm_cli bash scripts/setup.sh build  # the library and the CLI onl
 airm=./build/bin/airm
 out=out/example
 rm -rf "$out"
-"$airm" synth --size 3840x2160 --count 1 --seed 0 --coarse perturb --out "$out/scene" --quiet
+"$airm" synth --size 3840x2160 --count 1 --seed 0 --main-object --coarse perturb --out "$out/scene" --quiet
 name=synth_s0_0000
 mkdir -p "$out/refined"
 "$airm" refine "$out/scene/images/$name.jpg" "$out/scene/coarse/$name.png" --model models/airm.pt \
