@@ -412,6 +412,14 @@ void camera(cv::Mat& image, Rng& rng) {
   }
 }
 
+// The R x R square about an object's centre c, inside the image: what lies
+// under the object's core (for camouflage and for contrast).
+cv::Rect core_of(const cv::Point2d& c, double R, cv::Size size) {
+  return cv::Rect(static_cast<int>(c.x - R / 2), static_cast<int>(c.y - R / 2), std::max(1, static_cast<int>(R)),
+                  std::max(1, static_cast<int>(R))) &
+         cv::Rect(0, 0, size.width, size.height);
+}
+
 // The colour, among a few random ones, farthest from the mean colour of what
 // lies under the object's core: the object stands apart from its background.
 cv::Vec3f contrasting_colour(const cv::Mat& image, const cv::Rect& core, Rng& rng) {
@@ -443,10 +451,7 @@ Scene main_object_scene(const SynthOptions& options, Rng& root) {
   const double R = 0.5 * std::min(W, H) * layout.uniform(0.6, 0.85);
   const Shape shape = make_object(c, std::max(R, 0.5), options.holes && layout.chance(0.5), options, fg_rng);
   Paint paint;
-  const cv::Rect core = cv::Rect(static_cast<int>(c.x - R / 2), static_cast<int>(c.y - R / 2),
-                                 std::max(1, static_cast<int>(R)), std::max(1, static_cast<int>(R))) &
-                        cv::Rect(0, 0, size.width, size.height);
-  paint.base = contrasting_colour(scene.image, core, fg_rng);
+  paint.base = contrasting_colour(scene.image, core_of(c, R, size), fg_rng);
   if (fg_rng.chance(0.5)) cast_shadow(scene.image, shape, fg_rng);
   draw_layer(scene.image, scene.mask, shape, paint, true, true, aa_sigma, fg_rng);
   camera(scene.image, cam_rng);
@@ -500,9 +505,7 @@ Scene generate_scene(const SynthOptions& options, std::uint64_t seed) {
     Placed p{make_object(c, std::max(R, 0.5), i == forced_hole, options, rng), Paint()};
     p.paint.base = colours[i];
     if (rng.chance(0.35)) {  // camouflage: close to the background under it
-      const cv::Rect core = cv::Rect(static_cast<int>(c.x - R / 2), static_cast<int>(c.y - R / 2),
-                                     std::max(1, static_cast<int>(R)), std::max(1, static_cast<int>(R))) &
-                            cv::Rect(0, 0, size.width, size.height);
+      const cv::Rect core = core_of(c, R, size);
       if (!core.empty()) {
         const cv::Scalar m = cv::mean(scene.image(core));
         p.paint.base = near_colour(cv::Vec3f(static_cast<float>(m[0]), static_cast<float>(m[1]), static_cast<float>(m[2])),
