@@ -54,12 +54,15 @@ TrainResult run_training(const TrainSchedule& schedule, const nlohmann::json& co
   // Data.
   Discovery discovery = discover_split(options.data, options.split, options.splits_file);
   if (discovery.samples.empty()) throw Error(options.data.string(), "training images", "none");
-  if (main_rank) {
-    std::fprintf(stderr, "data: %zu training image(s) of split '%s' in %s\n", discovery.samples.size(),
-                 options.split.c_str(), options.data.string().c_str());
-  }
+  const std::size_t images = discovery.samples.size();
   TrainLoader loader(std::move(discovery.samples), schedule.data, schedule.batch, schedule.seed, options.rank,
                      options.world_size, options.workers, options.prefetch);
+  if (main_rank) {
+    // After `repeat`, an epoch can hold more (or fewer) samples than the split has images: say both.
+    std::fprintf(stderr, "data: %zu training image(s) of split '%s' in %s, %lld sample(s) per epoch\n", images,
+                 options.split.c_str(), options.data.string().c_str(),
+                 static_cast<long long>(loader.samples_per_epoch()));
+  }
 
   // Network and optimiser.
   torch::nn::Module& net = task.module();
