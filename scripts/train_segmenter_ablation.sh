@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The segmenter ablation of docs/RESULTS.md (the SRM/CRM paper's modules from the pretrained start, one
 # budget per row): configs/train/ablation_segmenter_mnv2.json (the shipped segmenter's recipe and data,
-# out/segmix) at a CPU budget: 300 iterations of batch 4 on 257-px crops) with each decoder variant of configs/segmenter/ — plain (neither
-# module), srm, crm (the Contextual Refinement Module only), full (both: segmenter_mnv2.json) — and two
-# seeds, into runs/seg-ablation/<row>-s<seed>. Re-running resumes an unfinished run and skips finished ones.
+# out/segmix, at a CPU budget: 300 iterations of batch 4 on 257-px crops) with each decoder variant of
+# configs/segmenter/ — plain (neither module), srm, crm (the Contextual Refinement Module only), full (both:
+# segmenter_mnv2.json) — and two seeds, into runs/seg-ablation/<row>-s<seed>. Re-running resumes an
+# unfinished run and skips finished ones.
 #
 #   bash scripts/train_segmenter_ablation.sh [SHARED] [THREADS] [ROW-SEED ...]
-#   (defaults: ../shared 1, every row and seed; e.g. plain-s0 full-s1)
+#   (defaults: ../shared 1, every row and seed; e.g. plain-s0 full-s1; a second instance beside the first
+#   takes the rows the first has not started)
 #   the table: validation of each run's last step is in runs/seg-ablation/<row>-s<seed>/val.csv
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +35,15 @@ for run in "${runs[@]}"; do
     echo "$run: finished" >&2
     continue
   fi
+  # Two instances may share the rows (one per core): a run another instance holds is left to it.
+  if ! mkdir "$out.lock" 2> /dev/null; then
+    echo "$run: running elsewhere (or a stale $out.lock from a killed instance: remove it)" >&2
+    continue
+  fi
+  trap 'rmdir "$out.lock" 2> /dev/null || true' EXIT
   if [ -f "$out/checkpoint/state.json" ]; then
     "$airm" train --out "$out" --resume --threads "$threads" --workers 1 >> "$out.log" 2>&1
+    rmdir "$out.lock"
     continue
   fi
   # The row's train config: the ablation recipe with this row's model and seed (paths made absolute).
@@ -52,4 +61,5 @@ PY
   echo "$run: training ($model, seed $seed)" >&2
   "$airm" train --config "$config" --data out/segmix --split train --val val --out "$out" \
     --threads "$threads" --workers 1 >> "$out.log" 2>&1
+  rmdir "$out.lock"
 done
