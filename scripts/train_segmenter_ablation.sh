@@ -43,12 +43,10 @@ for run in "${runs[@]}"; do
   trap 'rmdir "$out.lock" 2> /dev/null || true' EXIT
   if [ -f "$out/checkpoint/state.json" ]; then
     "$airm" train --out "$out" --resume --threads "$threads" --workers 1 >> "$out.log" 2>&1
-    rmdir "$out.lock"
-    continue
-  fi
-  # The row's train config: the ablation recipe with this row's model and seed (paths made absolute).
-  config=runs/seg-ablation/$run.json
-  python3 - configs/train/ablation_segmenter_mnv2.json "$model" "$seed" "$config" <<'PY'
+  else
+    # The row's train config: the ablation recipe with this row's model and seed (paths made absolute).
+    config=runs/seg-ablation/$run.json
+    python3 - configs/train/ablation_segmenter_mnv2.json "$model" "$seed" "$config" <<'PY'
 import json, os, sys
 base, model, seed, out = sys.argv[1:]
 c = json.load(open(base))
@@ -58,8 +56,9 @@ c["encoder_weights"] = os.path.normpath(os.path.join(here, c["encoder_weights"])
 c["seed"] = int(seed)
 json.dump(c, open(out, "w"), indent=2)
 PY
-  echo "$run: training ($model, seed $seed)" >&2
-  "$airm" train --config "$config" --data out/segmix --split train --val val --out "$out" \
-    --threads "$threads" --workers 1 >> "$out.log" 2>&1
+    echo "$run: training ($model, seed $seed)" >&2
+    "$airm" train --config "$config" --data out/segmix --split train --val val --out "$out" \
+      --threads "$threads" --workers 1 >> "$out.log" 2>&1
+  fi
   rmdir "$out.lock"
 done
