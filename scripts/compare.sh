@@ -100,5 +100,6 @@ for split in splits:
 PY
 echo "s/img (wall time of each set's batch / images, mean over the sets):" >&2
 for f in "$out"/*.seconds; do
+  [ -e "$f" ] || continue  # no method ran (METHODS=" " and no MODEL)
   printf '  %s: %s\n' "$(basename "$f" .seconds)" "$(python3 -c "import sys; v=[float(l) for l in open(sys.argv[1])]; print(f'{sum(v)/len(v):.3f}')" "$f")" >&2
 done
