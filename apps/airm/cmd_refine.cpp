@@ -125,6 +125,10 @@ void print_stats(const fs::path& out, const ImageResult& result, bool verbose) {
                  s.grid.width, s.grid.height, s.encoder.width, s.encoder.height, s.tiles,
                  static_cast<long long>(s.queries), s.seconds);
   }
+  if (stats.first_stage_shift_px > 0 || stats.coarse_stages_skipped) {
+    std::fprintf(stderr, "  gate: the first scale moved the boundary %.2f px on average: %s\n", stats.first_stage_shift_px,
+                 stats.coarse_stages_skipped ? "close mask, refined at full resolution only" : "every scale run");
+  }
 }
 
 int run_batch(const Refiner& refiner, SegmenterNet* segmenter, const RefineArgs& args) {
@@ -255,6 +259,10 @@ Runner add_refine_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--first-band", args->options.first_band,
                   "First scale: query within N px of the coarse boundary, keep the coarse mask elsewhere (0: every pixel)")
+      ->capture_default_str();
+  sub->add_option("--close-mask-px", args->options.close_mask_px,
+                  "Automatic scales: if the first scale moves the coarse boundary by less than this many px on "
+                  "average, refine at full resolution only (0: always every scale)")
       ->capture_default_str();
   sub->add_option("--chunk", args->options.chunk_size, "Queries per MLP evaluation")->capture_default_str();
   sub->add_flag("--quiet", args->quiet, "No progress line (batch mode still prints one result line per image on stdout)");

@@ -28,6 +28,11 @@
 //    mask at the query, read from the image at the grid size) exist per block
 //    only, and the MLP runs chunk_size queries at a time.
 //  - The refined probabilities of a stage are the next stage's coarse mask.
+//  - The gate (automatic scales, close_mask_px > 0): after the first stage,
+//    the mean boundary displacement it proposes decides. Below close_mask_px
+//    output pixels the coarse mask is close already: that result is dropped
+//    and one full-resolution stage refines the coarse mask (a 1/8 grid loses
+//    wires and hair the mask had right); otherwise the stages go on.
 //
 // Thread safety: refine() and refine_labels() are const and may be called
 // concurrently on one Refiner from any number of threads; the weights are
@@ -68,6 +73,10 @@ struct RefineOptions {
   double uncertain_low = 0.05;   // adaptive: re-query p in [low, high] ...
   double uncertain_high = 0.95;
   int band = 3;                  // ... or within this many px of the p > 0.5 boundary
+  // Automatic scales with several stages: when the first stage moves the coarse boundary by less than this
+  // many output pixels on average (boundary_shift_px), the mask is taken as close already and one stage at
+  // full resolution refines it instead of the coarse stages (which would cost it thin parts). 0: never.
+  double close_mask_px = 2.0;
 
   int max_encoder_side = 1024;   // cap of the encoder input's long side (content, before padding)
   int tile_size = 0;             // > 0: encode every stage at its grid size in tiles of this size (multiple of 32)
@@ -98,6 +107,8 @@ struct RefineStats {
   std::vector<StageStats> stages;
   int64_t queries = 0;  // over all stages (and classes, for refine_labels)
   double seconds = 0;
+  double first_stage_shift_px = 0;     // the gate's measure (RefineOptions::close_mask_px); 0 when not gated
+  bool coarse_stages_skipped = false;  // the gate chose one full-resolution stage after the first
 };
 
 // The scales refine() uses for an output of `output_size` (options.scales, or the automatic ones).

@@ -2,6 +2,7 @@
 // selection) and streaming them through the implicit function in blocks.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include <opencv2/imgproc.hpp>
 
@@ -120,6 +121,18 @@ int64_t query_stage(AirmNet& net, const StageEncoding& encoding, const cv::Mat& 
   }
   flush();
   return queries;
+}
+
+double boundary_shift_px(const cv::Mat& before, const cv::Mat& after, double scale) {
+  const cv::Mat inside = before > 0.5f;
+  const double changed = cv::countNonZero(inside != (after > 0.5f));
+  // A pixel inside with a 4-neighbour outside (the grid's edge does not count).
+  cv::Mat eroded;
+  cv::erode(inside, eroded, cv::getStructuringElement(cv::MORPH_CROSS, cv::Size(3, 3)), cv::Point(-1, -1), 1,
+            cv::BORDER_REPLICATE);
+  const double boundary = cv::countNonZero(inside != eroded);
+  if (boundary == 0) return changed == 0 ? 0.0 : std::numeric_limits<double>::infinity();
+  return changed / boundary / scale;
 }
 
 }  // namespace airm::refine_detail

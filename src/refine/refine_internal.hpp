@@ -48,6 +48,11 @@ StageEncoding encode_stage(AirmNet& net, const cv::Mat& image, const cv::Mat& ma
 // ([uncertain_low, uncertain_high]) or within `band` px (Chebyshev) of the p > 0.5 boundary.
 cv::Mat select_queries(const cv::Mat& prob, const RefineOptions& options, int band);
 
+// How far a stage moved the mask, in output pixels: the pixels whose side of 0.5 differs between `before`
+// and `after` (CV_32FC1, one grid) over the 4-connected boundary pixels of `before` > 0.5 (a mean boundary
+// displacement, in grid pixels), divided by the grid's `scale`. No boundary: 0 if nothing changed, else +inf.
+double boundary_shift_px(const cv::Mat& before, const cv::Mat& after, double scale);
+
 // Queries the selected pixels (empty selection: all) of the grid of `prob` (CV_32FC1, updated in place with
 // the refined probabilities; its values are also the guide's mask), with `image` (CV_8UC3 BGR, the grid's
 // size) as the guide's RGB. Returns the number of queries.

@@ -117,6 +117,8 @@ void RefineOptions::validate() const {
   require(first_long_side >= 1, "first_long_side must be >= 1, got " + std::to_string(first_long_side));
   require(uncertain_low <= uncertain_high, "uncertain_low must be <= uncertain_high");
   require(band >= 0, "band must be >= 0, got " + std::to_string(band));
+  require(close_mask_px >= 0 && std::isfinite(close_mask_px),
+          "close_mask_px must be finite and >= 0, got " + std::to_string(close_mask_px));
   require(first_band >= 0, "first_band must be >= 0, got " + std::to_string(first_band));
   require(max_encoder_side >= 32, "max_encoder_side must be >= 32, got " + std::to_string(max_encoder_side));
   require(tile_size == 0 || (tile_size >= 64 && tile_size % 32 == 0),
@@ -182,35 +184,44 @@ cv::Mat Refiner::refine(const cv::Mat& image, const cv::Mat& coarse, const Refin
   torch::NoGradGuard no_grad;
   AirmNet& net = use_bf16(options.bf16, device_) ? net_bf16_ : net_;  // fp32 (with a note) where bf16 cannot run
   RefineStats local;
-  cv::Mat prob;  // the refined probabilities of the last stage, at its grid
-  for (size_t k = 0; k < scales.size(); ++k) {
+  // One stage at `scale`: its coarse mask is the input's (previous empty) or `previous` upsampled.
+  const auto run_stage = [&](double scale, const cv::Mat& previous) {
     const auto stage_start = Clock::now();
+    const bool first = previous.empty();
     StageStats s;
-    s.scale = scales[k];
-    s.grid = stage_grid(output, scales[k]);
+    s.scale = scale;
+    s.grid = stage_grid(output, scale);
     const cv::Size content = rd::encoder_content(s.grid, options);
-
-    // This stage's coarse mask: the input's, or the previous stage's result upsampled.
-    cv::Mat grid_prob = k == 0 ? coarse_at(coarse, s.grid) : rd::resize_to(prob, s.grid).clone();
-    const cv::Mat encoder_mask = k == 0 ? coarse_at(coarse, content) : rd::resize_to(prob, content);
-    prob.release();
-
+    cv::Mat grid_prob = first ? coarse_at(coarse, s.grid) : rd::resize_to(previous, s.grid).clone();
+    const cv::Mat encoder_mask = first ? coarse_at(coarse, content) : rd::resize_to(previous, content);
     const rd::StageEncoding encoding =
         rd::encode_stage(net, rd::resize_to(bgr, content), encoder_mask,
                          rd::stage_pad(content, output, options.pad), options, device_);
     s.encode_seconds = std::chrono::duration<double>(Clock::now() - stage_start).count();
     s.encoder = encoding.padded;
     s.tiles = encoding.tiles;
-
-    const bool every_pixel = options.dense || (k == 0 && options.first_band == 0);
+    const bool every_pixel = options.dense || (first && options.first_band == 0);
     const cv::Mat selection =
-        every_pixel ? cv::Mat() : rd::select_queries(grid_prob, options, k == 0 ? options.first_band : options.band);
+        every_pixel ? cv::Mat() : rd::select_queries(grid_prob, options, first ? options.first_band : options.band);
     s.queries = rd::query_stage(net, encoding, rd::resize_to(bgr, s.grid), grid_prob, selection, options, device_);
-    prob = grid_prob;
     s.seconds = std::chrono::duration<double>(Clock::now() - stage_start).count();
     local.queries += s.queries;
     local.stages.push_back(s);
+    return grid_prob;
+  };
+
+  cv::Mat prob = run_stage(scales[0], cv::Mat());  // the refined probabilities of the last stage, at its grid
+  // The gate (automatic scales only): a first stage that barely moves the coarse boundary says the mask is
+  // already close; the coarse stages would only cost it detail, so one full-resolution stage refines it.
+  const bool gated = options.scales.empty() && scales.size() > 1 && options.close_mask_px > 0;
+  if (gated) {
+    local.first_stage_shift_px = rd::boundary_shift_px(coarse_at(coarse, prob.size()), prob, scales[0]);
+    if (local.first_stage_shift_px < options.close_mask_px) {
+      local.coarse_stages_skipped = true;
+      prob = run_stage(1.0, cv::Mat());
+    }
   }
+  for (size_t k = 1; k < scales.size() && !local.coarse_stages_skipped; ++k) prob = run_stage(scales[k], prob);
   if (prob.size() != output) prob = rd::resize_to(prob, output);
   local.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (stats != nullptr) *stats = std::move(local);

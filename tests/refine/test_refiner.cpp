@@ -3,6 +3,7 @@
 // tile = no tiling, concurrency), tiling, bf16.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
 #include <thread>
 
@@ -66,6 +67,8 @@ TEST(RefinePlan, OptionsAreValidated) {
   bad([](RefineOptions& o) { o.band = -1; });
   bad([](RefineOptions& o) { o.uncertain_low = 0.9, o.uncertain_high = 0.1; });
   bad([](RefineOptions& o) { o.output_size = {0, 5}; });
+  bad([](RefineOptions& o) { o.close_mask_px = -1; });
+  bad([](RefineOptions& o) { o.close_mask_px = std::numeric_limits<double>::infinity(); });
   // fuzz_refine_options: 1038402 x 2160 overflowed int in Size::area() (UB); now refused as too large.
   bad([](RefineOptions& o) { o.output_size = {1038402, 2160}; });
   bad([](RefineOptions& o) { o.output_size = {16385, 16384}; });
@@ -74,6 +77,27 @@ TEST(RefinePlan, OptionsAreValidated) {
   EXPECT_NO_THROW(largest.validate());
   RefineOptions fine;
   EXPECT_NO_THROW(fine.validate());
+}
+
+TEST(RefinePlan, BoundaryShiftIsTheMeanDisplacementInOutputPixels) {
+  using airm::refine_detail::boundary_shift_px;
+  cv::Mat square(200, 300, CV_32FC1, cv::Scalar(0));
+  square(cv::Rect(100, 50, 101, 101)).setTo(1.0f);
+  EXPECT_EQ(boundary_shift_px(square, square, 1.0), 0.0);
+  // Grown by 3 px on every side: (107^2 - 101^2) changed over 400 boundary pixels, about 3.
+  cv::Mat grown(200, 300, CV_32FC1, cv::Scalar(0));
+  grown(cv::Rect(97, 47, 107, 107)).setTo(0.9f);
+  EXPECT_NEAR(boundary_shift_px(square, grown, 1.0), (107.0 * 107 - 101 * 101) / 400.0, 1e-9);
+  // At a 1/4 grid the same change is 4x as far in output pixels.
+  EXPECT_NEAR(boundary_shift_px(square, grown, 0.25), 4 * (107.0 * 107 - 101 * 101) / 400.0, 1e-9);
+  // Shifted right by 4 px: the left and right sides move, top and bottom do not (2 * 4 * 101 / 400).
+  cv::Mat shifted(200, 300, CV_32FC1, cv::Scalar(0));
+  shifted(cv::Rect(104, 50, 101, 101)).setTo(1.0f);
+  EXPECT_NEAR(boundary_shift_px(square, shifted, 1.0), 2.0 * 4 * 101 / 400.0, 1e-9);
+  // A mask filling the grid has no boundary (the grid's edge is none): nothing changed, or everything.
+  const cv::Mat full(50, 60, CV_32FC1, cv::Scalar(1.0f));
+  EXPECT_EQ(boundary_shift_px(full, full, 1.0), 0.0);
+  EXPECT_TRUE(std::isinf(boundary_shift_px(full, cv::Mat(50, 60, CV_32FC1, cv::Scalar(0.0f)), 1.0)));
 }
 
 TEST(RefinePlan, TilesCoverTheInputAlignedWithOverlap) {
@@ -261,6 +285,48 @@ TEST_F(RefinerTest, FirstBandIsTheDenseFirstStageNearTheBoundaryAndTheCoarseMask
     EXPECT_LE(near, 1e-5);  // the same queries of the same encoding (blocks may differ)
     EXPECT_EQ(far, 0.0);     // untouched: the coarse value itself
   }
+}
+
+TEST_F(RefinerTest, CloseMaskGateRefinesAtFullResolutionOnly) {
+  const airm::test::TestScene scene = airm::test::make_scene({700, 500}, 12);  // automatic scales 0.5, 1
+  RefineOptions never;
+  never.close_mask_px = 0;
+  RefineOptions always;
+  always.close_mask_px = 1e9;  // every first stage counts as "close"
+  RefineOptions full_only;
+  full_only.scales = {1.0};
+  for (const Refiner* r : {refiner_, follower_}) {
+    airm::RefineStats n, a, f;
+    const cv::Mat staged = r->refine(scene.image, scene.coarse, never, &n);
+    const cv::Mat gated = r->refine(scene.image, scene.coarse, always, &a);
+    const cv::Mat single = r->refine(scene.image, scene.coarse, full_only, &f);
+    ASSERT_EQ(n.stages.size(), 2u);
+    EXPECT_FALSE(n.coarse_stages_skipped);
+    EXPECT_EQ(n.first_stage_shift_px, 0.0);  // not measured
+    // Gated: the first stage, then one full-resolution stage from the coarse mask = scales {1} exactly.
+    ASSERT_EQ(a.stages.size(), 2u);
+    EXPECT_TRUE(a.coarse_stages_skipped);
+    EXPECT_EQ(a.stages[0].scale, 0.5);
+    EXPECT_EQ(a.stages[1].scale, 1.0);
+    EXPECT_EQ(a.stages[1].queries, f.queries);
+    EXPECT_EQ(max_abs_diff(gated, single), 0.0);
+    if (r == refiner_) {
+      EXPECT_GT(max_abs_diff(staged, single), 0.0);  // the stages differ: the test can tell
+    }
+    // The default measures, and its choice matches its own threshold.
+    airm::RefineStats d;
+    const cv::Mat by_default = r->refine(scene.image, scene.coarse, RefineOptions{}, &d);
+    EXPECT_EQ(d.coarse_stages_skipped, d.first_stage_shift_px < RefineOptions{}.close_mask_px);
+    EXPECT_EQ(max_abs_diff(by_default, d.coarse_stages_skipped ? single : staged), 0.0);
+  }
+  // Explicit scales are never gated.
+  RefineOptions explicit_scales = always;
+  explicit_scales.scales = {0.5, 1.0};
+  airm::RefineStats e;
+  EXPECT_EQ(max_abs_diff(refiner().refine(scene.image, scene.coarse, explicit_scales, &e),
+                         refiner().refine(scene.image, scene.coarse, never)),
+            0.0);
+  EXPECT_FALSE(e.coarse_stages_skipped);
 }
 
 TEST_F(RefinerTest, ChunkedEqualsUnchunked) {
