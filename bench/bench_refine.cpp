@@ -1,9 +1,13 @@
 // Refinement cost on generated scenes (1K-8K): wall time, peak RSS and
 // queries of dense fp32, adaptive fp32 and adaptive bf16 (and, on request,
-// the tiled encoder), as ratios to dense fp32.
+// the tiled encoder, every automatic stage without the close-mask gate
+// (`stages`), one full-resolution stage (`scales1`), or any of them with a
+// second model: `baseline:adaptive` runs --baseline FILE), as ratios to the
+// first config (dense by default).
 //
-//   bench_refine [--threads N] [--model FILE] [--sizes 1K,2K,4K,6K,8K]
-//                [--configs dense,adaptive,adaptive-bf16[,tiled]] [--keep DIR] [--verbose]
+//   bench_refine [--threads N] [--model FILE] [--baseline FILE] [--sizes 1K,2K,4K,6K,8K]
+//                [--configs dense,adaptive,adaptive-bf16[,tiled,stages,scales1,baseline:adaptive]]
+//                [--keep DIR] [--verbose]
 //
 // The scenes (generate_scene + a boundary perturbation to IoU 0.9) are
 // written as PNG files first; every (size, config) then runs in a child
@@ -82,6 +86,10 @@ airm::RefineOptions options_for(const std::string& config) {
     options.bf16 = true;
   } else if (config == "tiled") {
     options.tile_size = 1024;
+  } else if (config == "stages") {
+    options.close_mask_px = 0;
+  } else if (config == "scales1") {
+    options.scales = {1.0};
   } else if (config != "adaptive") {
     throw std::runtime_error("unknown config " + config);
   }
@@ -133,7 +141,10 @@ int child(const std::string& config, const fs::path& dir, const std::string& mod
                       {"queries", s.queries},
                       {"seconds", s.seconds}});
   }
-  const nlohmann::json out = {{"stages", stages},{"config", config},
+  const nlohmann::json out = {{"stages", stages},
+                              {"config", config},
+                              {"coarse_stages_skipped", stats.coarse_stages_skipped},
+                              {"first_stage_shift_px", stats.first_stage_shift_px},
                               {"seconds", seconds},
                               {"refine_seconds", stats.seconds},
                               {"cpu_seconds", cpu},
@@ -165,6 +176,7 @@ nlohmann::json run_child(const std::string& config, const fs::path& dir, const s
 int main(int argc, char** argv) {
   int threads = 2;
   std::string model = default_model();
+  std::string baseline_model;
   std::string sizes = "1K,2K,4K,6K,8K";
   std::string configs = "dense,adaptive,adaptive-bf16";
   std::string child_config, dir, keep;
@@ -174,6 +186,7 @@ int main(int argc, char** argv) {
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
     if (arg == "--threads") threads = std::atoi(next().c_str());
     else if (arg == "--model") model = next();
+    else if (arg == "--baseline") baseline_model = next();
     else if (arg == "--sizes") sizes = next();
     else if (arg == "--configs") configs = next();
     else if (arg == "--child") child_config = next();
@@ -181,7 +194,7 @@ int main(int argc, char** argv) {
     else if (arg == "--keep") keep = next();
     else if (arg == "--verbose") verbose = true;
     else {
-      std::fprintf(stderr, "usage: bench_refine [--threads N] [--model FILE] [--sizes 1K,2K,...] [--configs ...]\n");
+      std::fprintf(stderr, "usage: bench_refine [--threads N] [--model FILE] [--baseline FILE] [--sizes 1K,2K,...] [--configs ...]\n");
       return 2;
     }
   }
@@ -190,11 +203,19 @@ int main(int argc, char** argv) {
   const fs::path work = keep.empty() ? fs::temp_directory_path() / ("airm-bench-refine-" + std::to_string(getpid()))
                                      : fs::path(keep);
   fs::create_directories(work);
-  std::printf("model: %s; %d thread(s); generated scenes, coarse = boundary perturbation to IoU 0.9\n\n",
+  std::printf("model: %s; %d thread(s); generated scenes, coarse = boundary perturbation to IoU 0.9\n",
               model.empty() ? "random configs/airm_mit_b0.json made mask-following (no trained weights found)"
                             : model.c_str(), threads);
-  std::printf("| size | config | time (s) | CPU (s) | time / dense | peak RSS (MiB) | RSS / dense | queries (M) | "
-              "queries / dense | IoU coarse -> refined (%%) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  if (!baseline_model.empty()) std::printf("baseline model (baseline:* configs): %s\n", baseline_model.c_str());
+  std::printf("\n");
+  const std::vector<std::string> config_list = split(configs);
+  if (config_list.empty()) {
+    std::fprintf(stderr, "expected at least one config\n");
+    return 2;
+  }
+  const char* ref = config_list.front().c_str();  // the ratios' reference
+  std::printf("| size | config | time (s) | CPU (s) | time / %s | peak RSS (MiB) | RSS / %s | queries (M) | "
+              "queries / %s | IoU coarse -> refined (%%) |\n|---|---|---|---|---|---|---|---|---|---|\n", ref, ref, ref);
   std::fflush(stdout);
   for (const std::string& name : split(sizes)) {
     const auto found = kSizes.find(name);
@@ -213,9 +234,15 @@ int main(int argc, char** argv) {
       cv::imwrite((scene_dir / "coarse.png").string(), airm::perturb_mask(scene.mask, 0.9, 2024));
     }
     nlohmann::json reference;
-    for (const std::string& config : split(configs)) {
-      const nlohmann::json r = run_child(config, scene_dir, model, threads);
-      if (reference.is_null()) reference = r;  // the first config (dense) is the reference
+    for (const std::string& config : config_list) {
+      const bool of_baseline = config.rfind("baseline:", 0) == 0;
+      if (of_baseline && baseline_model.empty()) {
+        std::fprintf(stderr, "config %s needs --baseline FILE\n", config.c_str());
+        return 2;
+      }
+      const nlohmann::json r = of_baseline ? run_child(config.substr(9), scene_dir, baseline_model, threads)
+                                           : run_child(config, scene_dir, model, threads);
+      if (reference.is_null()) reference = r;  // the first config (dense by default) is the reference
       const double t = r["seconds"], rss = r["peak_rss_mib"];
       const double q = r["queries"].get<double>();
       std::printf("| %s %dx%d | %s | %.2f | %.2f | %.3f | %.0f | %.3f | %.2f | %.4f | %.2f -> %.2f |\n", name.c_str(),
@@ -225,7 +252,11 @@ int main(int argc, char** argv) {
                   q / reference["queries"].get<double>(), r["iou_coarse"].get<double>(),
                   r["iou_refined"].get<double>());
       std::fflush(stdout);
-      if (verbose) std::fprintf(stderr, "%s %s: %s\n", name.c_str(), config.c_str(), r["stages"].dump().c_str());
+      if (verbose) {
+        std::fprintf(stderr, "%s %s: %s; gate: shift %.2f px, coarse stages %s\n", name.c_str(), config.c_str(),
+                     r["stages"].dump().c_str(), r["first_stage_shift_px"].get<double>(),
+                     r["coarse_stages_skipped"].get<bool>() ? "skipped" : "run");
+      }
     }
   }
   if (keep.empty()) fs::remove_all(work);

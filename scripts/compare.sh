@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The refiner beside its peers on the same coarse masks, as docs/RESULTS.md reports it: for each split
-# (val, probe, and scenes4k: SCENES4K generated 3840x2160 scenes, `airm synth` seed 7000, which no
+# (val, probe, and scenes4k: SCENES4K generated 3840x2160 scenes, `airm synth` seed SCENES4K_SEED (7000), which no
 # training data uses) and coarse source (perturb seed 0, low-res x8, the DeepLabV3-MobileNetV2 of
 # ../shared/pretrained zero-shot), the coarse masks themselves, OpenCV's guided filter, GrabCut from the
 # mask (`airm baseline`) and, when MODEL is given, `airm refine` with default options; all scored with
@@ -27,7 +27,7 @@ mkdir -p "$out"
 # The generated 4K scenes: their own data root with a one-row SPLITS.md.
 scenes=$out/scenes4k-data
 if [[ " $splits " == *" scenes4k "* ]] && [ ! -d "$scenes" ]; then
-  "$airm" synth --size 3840x2160 --count "${SCENES4K:-6}" --seed 7000 --out "$scenes.tmp/synth4k" --quiet >&2
+  "$airm" synth --size 3840x2160 --count "${SCENES4K:-6}" --seed "${SCENES4K_SEED:-7000}" --out "$scenes.tmp/synth4k" --quiet >&2
   printf '| split | sets |\n|---|---|\n| scenes4k | synth4k |\n' > "$scenes.tmp/SPLITS.md"
   mv "$scenes.tmp" "$scenes"
 fi

@@ -76,7 +76,7 @@ struct RefineOptions {
   // Automatic scales with several stages: when the first stage moves the coarse boundary by less than this
   // many output pixels on average (boundary_shift_px), the mask is taken as close already and one stage at
   // full resolution refines it instead of the coarse stages (which would cost it thin parts). 0: never.
-  double close_mask_px = 2.0;
+  double close_mask_px = 3.0;
 
   int max_encoder_side = 1024;   // cap of the encoder input's long side (content, before padding)
   int tile_size = 0;             // > 0: encode every stage at its grid size in tiles of this size (multiple of 32)

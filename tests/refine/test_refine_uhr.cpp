@@ -46,6 +46,7 @@ class RefineUhr : public ::testing::Test {
     static const cv::Mat result = [] {
       airm::RefineOptions options;
       options.dense = true;
+      options.close_mask_px = 0;  // every stage (the gate is tested in test_refiner)
       return refiner().refine(scene().image, scene().coarse, options, &dense_stats_);
     }();
     return result;
@@ -74,6 +75,7 @@ TEST_F(RefineUhr, AdaptiveAgreesWithDenseAt4K) {
   // coarse boundary; test_refiner checks it against the dense first stage exactly.
   airm::RefineOptions options;
   options.first_band = 0;
+  options.close_mask_px = 0;
   airm::RefineStats stats;
   const cv::Mat adaptive = refiner().refine(scene().image, scene().coarse, options, &stats);
   const double agreement = airm::test::agreement(reference, adaptive);
@@ -88,6 +90,7 @@ TEST_F(RefineUhr, AdaptiveAgreesWithDenseAt4K) {
 TEST_F(RefineUhr, Bf16AgreesWithFp32At4K) {
   airm::RefineOptions bf16;
   bf16.dense = true;
+  bf16.close_mask_px = 0;
   bf16.bf16 = true;
   airm::RefineStats stats;
   const cv::Mat low = refiner().refine(scene().image, scene().coarse, bf16, &stats);
