@@ -3,11 +3,17 @@
 // the tiled encoder, every automatic stage without the close-mask gate
 // (`stages`), one full-resolution stage (`scales1`), or any of them with a
 // second model: `baseline:adaptive` runs --baseline FILE), as ratios to the
-// first config (dense by default).
+// first config (dense by default). A config ending in `-small-pages` runs
+// with AIRM_NO_HUGE_PAGES=1 (no huge pages for the retained heap, see
+// retain_freed_memory()), one ending in `-glibc-huge-pages` with that and
+// glibc's own GLIBC_TUNABLES=glibc.malloc.hugetlb=1 instead.
 //
 //   bench_refine [--threads N] [--model FILE] [--baseline FILE] [--sizes 1K,2K,4K,6K,8K]
 //                [--configs dense,adaptive,adaptive-bf16[,tiled,stages,scales1,baseline:adaptive]]
-//                [--keep DIR] [--verbose]
+//                [--repeat N] [--keep DIR] [--verbose]
+//
+// --repeat N runs every case N times (each in a fresh child) and reports the
+// run of median wall time: on a shared VM single runs vary by 20-30%.
 //
 // The scenes (generate_scene + a boundary perturbation to IoU 0.9) are
 // written as PNG files first; every (size, config) then runs in a child
@@ -21,6 +27,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -78,7 +85,17 @@ std::string default_model() {
   return fs::exists(checkout) ? checkout.string() : std::string();
 }
 
-airm::RefineOptions options_for(const std::string& config) {
+const std::string kSmallPages = "-small-pages";
+const std::string kGlibcHugePages = "-glibc-huge-pages";
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+airm::RefineOptions options_for(std::string config) {
+  for (const std::string& suffix : {kSmallPages, kGlibcHugePages}) {
+    if (ends_with(config, suffix)) config.resize(config.size() - suffix.size());
+  }
   airm::RefineOptions options;
   if (config == "dense") {
     options.dense = true;
@@ -158,7 +175,11 @@ int child(const std::string& config, const fs::path& dir, const std::string& mod
 }
 
 nlohmann::json run_child(const std::string& config, const fs::path& dir, const std::string& model, int threads) {
-  const std::string command = "'" + fs::read_symlink("/proc/self/exe").string() + "' --child " + config + " --dir '" +
+  const std::string env = ends_with(config, kSmallPages)        ? "AIRM_NO_HUGE_PAGES=1 "
+                          : ends_with(config, kGlibcHugePages) ? "AIRM_NO_HUGE_PAGES=1 GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
+                                                               : "";
+  const std::string command = env + "'" + fs::read_symlink("/proc/self/exe").string() +
+                              "' --child " + config + " --dir '" +
                               dir.string() + "' --threads " + std::to_string(threads) +
                               (model.empty() ? std::string() : " --model '" + model + "'");
   FILE* pipe = popen(command.c_str(), "r");
@@ -181,6 +202,7 @@ int main(int argc, char** argv) {
   std::string configs = "dense,adaptive,adaptive-bf16";
   std::string child_config, dir, keep;
   bool verbose = false;
+  int repeat = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -193,8 +215,9 @@ int main(int argc, char** argv) {
     else if (arg == "--dir") dir = next();
     else if (arg == "--keep") keep = next();
     else if (arg == "--verbose") verbose = true;
+    else if (arg == "--repeat") repeat = std::max(1, std::atoi(next().c_str()));
     else {
-      std::fprintf(stderr, "usage: bench_refine [--threads N] [--model FILE] [--baseline FILE] [--sizes 1K,2K,...] [--configs ...]\n");
+      std::fprintf(stderr, "usage: bench_refine [--threads N] [--model FILE] [--baseline FILE] [--sizes 1K,2K,...] [--configs ...] [--repeat N]\n");
       return 2;
     }
   }
@@ -203,9 +226,10 @@ int main(int argc, char** argv) {
   const fs::path work = keep.empty() ? fs::temp_directory_path() / ("airm-bench-refine-" + std::to_string(getpid()))
                                      : fs::path(keep);
   fs::create_directories(work);
-  std::printf("model: %s; %d thread(s); generated scenes, coarse = boundary perturbation to IoU 0.9\n",
+  std::printf("model: %s; %d thread(s); median of %d run(s); generated scenes, coarse = boundary perturbation "
+              "to IoU 0.9\n",
               model.empty() ? "random configs/airm_mit_b0.json made mask-following (no trained weights found)"
-                            : model.c_str(), threads);
+                            : model.c_str(), threads, repeat);
   if (!baseline_model.empty()) std::printf("baseline model (baseline:* configs): %s\n", baseline_model.c_str());
   std::printf("\n");
   const std::vector<std::string> config_list = split(configs);
@@ -240,8 +264,15 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "config %s needs --baseline FILE\n", config.c_str());
         return 2;
       }
-      const nlohmann::json r = of_baseline ? run_child(config.substr(9), scene_dir, baseline_model, threads)
-                                           : run_child(config, scene_dir, model, threads);
+      std::vector<nlohmann::json> runs;
+      for (int k = 0; k < repeat; ++k) {
+        runs.push_back(of_baseline ? run_child(config.substr(9), scene_dir, baseline_model, threads)
+                                   : run_child(config, scene_dir, model, threads));
+      }
+      std::sort(runs.begin(), runs.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+        return a["seconds"].get<double>() < b["seconds"].get<double>();
+      });
+      const nlohmann::json r = runs[runs.size() / 2];  // the median run
       if (reference.is_null()) reference = r;  // the first config (dense by default) is the reference
       const double t = r["seconds"], rss = r["peak_rss_mib"];
       const double q = r["queries"].get<double>();
