@@ -302,8 +302,13 @@ TEST(TrainConfigTest, ShippedConfigsLoadAndRoundTrip) {
   const TrainConfig b0 = TrainConfig::load(kConfigDir / "airm_mit_b0.json");
   EXPECT_EQ(b0.model_file, "../airm_mit_b0.json");
   EXPECT_EQ(b0.model.encoder, "mit_b0");
-  // A relative data.coarse_dir is resolved against the config's folder, like the other paths.
-  const TrainConfig refiner = TrainConfig::load(kConfigDir / "default_refiner.json");
+  // A relative data.coarse_dir is resolved against the config's folder, like the other paths (the shipped
+  // recipe stores none since 2026-12-07, so the default recipe's JSON is given one here); empty stays empty.
+  std::ifstream in(kConfigDir / "default_refiner.json");
+  nlohmann::json json = nlohmann::json::parse(in);
+  EXPECT_EQ(TrainConfig::from_json(json, "default_refiner.json", kConfigDir).data.coarse_dir, "");
+  json["data"]["coarse_dir"] = "../../runs/coarse/deeplab-train";
+  const TrainConfig refiner = TrainConfig::from_json(json, "default_refiner.json", kConfigDir);
   EXPECT_TRUE(fs::path(refiner.data.coarse_dir).is_absolute()) << refiner.data.coarse_dir;
   EXPECT_EQ(fs::path(refiner.data.coarse_dir),
             fs::absolute(kConfigDir / "../../runs/coarse/deeplab-train").lexically_normal());
