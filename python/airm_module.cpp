@@ -146,8 +146,9 @@ py::array to_numpy(const cv::Mat& m) {
 
 airm::RefineOptions refine_options(const std::optional<std::vector<double>>& scales, bool dense, bool bf16,
                                    int first_long_side, int max_encoder_side, int tile_size,
-                                   const std::optional<std::pair<int, int>>& output_size) {
+                                   const std::optional<std::pair<int, int>>& output_size, double close_mask_px) {
   airm::RefineOptions o;
+  o.close_mask_px = close_mask_px;
   if (scales) o.scales = *scales;
   o.dense = dense;
   o.bf16 = bf16;
@@ -207,11 +208,13 @@ PYBIND11_MODULE(_airm, m) {
           "refine",
           [](const PyRefiner& self, const py::array& image, const py::array& coarse, const std::string& order,
              const std::optional<std::vector<double>>& scales, bool dense, bool bf16, int first_long_side,
-             int max_encoder_side, int tile_size, const std::optional<std::pair<int, int>>& output_size) {
+             int max_encoder_side, int tile_size, const std::optional<std::pair<int, int>>& output_size,
+             double close_mask_px) {
             const cv::Mat bgr = image_from(image, order);
             const cv::Mat mask = probability_from("coarse", coarse);
             const airm::RefineOptions options =
-                refine_options(scales, dense, bf16, first_long_side, max_encoder_side, tile_size, output_size);
+                refine_options(scales, dense, bf16, first_long_side, max_encoder_side, tile_size, output_size,
+                               close_mask_px);
             cv::Mat out;
             {
               py::gil_scoped_release release;
@@ -223,6 +226,7 @@ PYBIND11_MODULE(_airm, m) {
           py::arg("dense") = defaults.dense, py::arg("bf16") = defaults.bf16,
           py::arg("first_long_side") = defaults.first_long_side, py::arg("max_encoder_side") = defaults.max_encoder_side,
           py::arg("tile_size") = defaults.tile_size, py::arg("output_size") = py::none(),
+          py::arg("close_mask_px") = defaults.close_mask_px,
           "Refined foreground probabilities, float32 (H, W) (or output_size=(W, H)).")
       .def(
           "refine_labels",
@@ -231,7 +235,8 @@ PYBIND11_MODULE(_airm, m) {
             const cv::Mat bgr = image_from(image, order);
             const cv::Mat ids = labels_from(labels);
             const airm::RefineOptions options = refine_options(scales, dense, bf16, defaults.first_long_side,
-                                                               defaults.max_encoder_side, defaults.tile_size, std::nullopt);
+                                                               defaults.max_encoder_side, defaults.tile_size, std::nullopt,
+                                                               defaults.close_mask_px);
             cv::Mat out;
             {
               py::gil_scoped_release release;

@@ -71,7 +71,7 @@ class Refiner(_airm.Refiner):
     def refine(self, image, coarse=None, **options):
         """Refined probabilities float32 (H, W). coarse: uint8 0..255 or float [0, 1] (H', W') of the image's
         aspect; None: the segmenter's mask. Options: order ("bgr"|"rgb"), scales, dense, bf16, first_long_side,
-        max_encoder_side, tile_size, output_size=(W, H)."""
+        max_encoder_side, tile_size, output_size=(W, H), close_mask_px (0: every automatic scale)."""
         if coarse is None:
             coarse = self.segmenter.segment(image, order=options.get("order", "bgr"))
         return super().refine(image, coarse, **options)

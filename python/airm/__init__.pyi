@@ -29,7 +29,8 @@ class Refiner:
     def refine(self, image: npt.NDArray[np.uint8], coarse: Optional[npt.NDArray] = None, *, order: str = "bgr",
                scales: Optional[Sequence[float]] = None, dense: bool = False, bf16: bool = False,
                first_long_side: int = 512, max_encoder_side: int = 1024, tile_size: int = 0,
-               output_size: Optional[Tuple[int, int]] = None) -> npt.NDArray[np.float32]:
+               output_size: Optional[Tuple[int, int]] = None,
+               close_mask_px: float = 3.0) -> npt.NDArray[np.float32]:
         """Refined foreground probabilities float32 (H, W); coarse None: the segmenter's mask."""
     def refine_labels(self, image: npt.NDArray[np.uint8], labels: npt.NDArray, *, order: str = "bgr",
                       scales: Optional[Sequence[float]] = None, dense: bool = False,

@@ -53,6 +53,22 @@ def test_refine_equals_the_cli_bit_for_bit(scene, refiner, tmp_path):
     assert np.array_equal(np.round(prob * 255).astype(np.uint8), cv2.imread(str(out), cv2.IMREAD_GRAYSCALE))
 
 
+def test_close_mask_gate_option_equals_the_cli(scene, refiner, tmp_path):
+    """640x360 runs two automatic scales, so the gate applies; close_mask_px reaches the library like the CLI's flag."""
+    files, arrays = scene
+    for value in (0.0, 1e9):
+        out = tmp_path / f"cli-{value}.png"
+        subprocess.run([AIRM_BIN, "refine", str(files["image"]), str(files["coarse"]), "-o", str(out), "--quiet",
+                        "--threads", "2", "--save-prob", "--close-mask-px", str(value)], check=True)
+        prob = refiner.refine(arrays["image"], arrays["coarse"], close_mask_px=value)
+        assert np.array_equal(np.round(prob * 255).astype(np.uint8), cv2.imread(str(out), cv2.IMREAD_GRAYSCALE))
+    # 1e9 px: every mask counts as close, i.e. one full-resolution stage
+    one_stage = refiner.refine(arrays["image"], arrays["coarse"], scales=[1.0])
+    assert np.array_equal(refiner.refine(arrays["image"], arrays["coarse"], close_mask_px=1e9), one_stage)
+    with pytest.raises(airm.Error, match="close_mask_px"):
+        refiner.refine(arrays["image"], arrays["coarse"], close_mask_px=-1.0)
+
+
 def test_rgb_order_and_float_coarse_give_the_same_result(scene, refiner):
     _, arrays = scene
     bgr = refiner.refine(arrays["image"], arrays["coarse"])
