@@ -344,7 +344,12 @@ cv::Mat lowres_mask(const cv::Mat& gt, const LowresOptions& options) {
   binary.convertTo(f, CV_32F);
   cv::resize(f, small, small_size, 0, 0, cv::INTER_AREA);
   cv::resize(small, up, gt.size(), 0, 0, cv::INTER_LINEAR);
-  cv::compare(up, 127.5, out, cv::CMP_GT);
+  if (options.soft) {
+    up.convertTo(out, CV_8U);  // rounds and saturates,
+    out.setTo(127, (up <= 127.5f) & (out > 127));  // keeping the threshold's side: > 127 where the binary mask is on
+  } else {
+    cv::compare(up, 127.5, out, cv::CMP_GT);
+  }
   return out;
 }
 

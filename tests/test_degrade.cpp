@@ -280,6 +280,20 @@ TEST(LowresMask, SquareAtFactorEight) {
   EXPECT_EQ(cv::countNonZero(airm::lowres_mask(full, LowresOptions{8})), 256);
 }
 
+TEST(LowresMask, SoftIsTheUpsamplingBeforeTheThreshold) {
+  cv::Mat gt = cv::Mat::zeros(64, 80, CV_8UC1);
+  cv::circle(gt, {40, 30}, 17, cv::Scalar(255), cv::FILLED);
+  LowresOptions soft{8};
+  soft.soft = true;
+  const cv::Mat s = airm::lowres_mask(gt, soft), b = airm::lowres_mask(gt, LowresOptions{8});
+  ASSERT_EQ(s.type(), CV_8UC1);
+  ASSERT_EQ(s.size(), gt.size());
+  EXPECT_FALSE(is_binary(s));
+  EXPECT_GT(cv::countNonZero((s > 0) & (s < 255)), 100);
+  // Thresholding it at 127 reproduces the binary mask exactly (values of exactly one half stay below).
+  EXPECT_EQ(airm::test::count_differences(s > 127, b), 0);
+}
+
 TEST(LowresMask, OnePixelWideInputs) {
   // 96x1 -> 12x1 -> 96x1. A run aligned to the cells is kept exactly.
   cv::Mat row = cv::Mat::zeros(1, 96, CV_8UC1);

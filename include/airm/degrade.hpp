@@ -21,7 +21,8 @@ struct PerturbOptions {
 };
 
 struct LowresOptions {
-  int factor = 8;  // the long side is divided by this, then upsampled back
+  int factor = 8;     // the long side is divided by this, then upsampled back
+  bool soft = false;  // keep the bilinear upsampling (0..255, rounded) instead of thresholding it
 };
 
 // A seed for one file: a fixed 64-bit mix of `seed` and `name`, the same on
@@ -39,7 +40,8 @@ cv::Mat perturb_mask(const cv::Mat& gt, double target_iou, std::uint64_t sample_
                      const PerturbOptions& options = PerturbOptions());
 
 // A low-resolution segmenter's output: downscale (area) so the long side is
-// 1/factor, upscale bilinearly back, threshold at 0.5. Returns CV_8UC1 0/255.
+// 1/factor, upscale bilinearly back, threshold at 0.5. Returns CV_8UC1 0/255
+// (with options.soft: the upsampled values, 0..255, unthresholded).
 cv::Mat lowres_mask(const cv::Mat& gt, const LowresOptions& options = LowresOptions());
 
 // The mode's coarse mask for one sample: perturb, lowres, or both (the

@@ -92,10 +92,13 @@ cv::Mat coarse_mask(const cv::Mat& gt01, const DataOptions& o, Rng& rng) {
   } else {
     LowresOptions lowres;
     lowres.factor = rng.range(o.lowres_min, o.lowres_max);
+    // Drawn only when asked for, so recipes without it keep their random streams (and their results).
+    lowres.soft = o.soft_share > 0 && rng.chance(o.soft_share);
     coarse = lowres_mask(gt255, lowres);
+    if (lowres.soft) return coarse;
   }
   cv::Mat out;
-  cv::threshold(coarse, out, 127, 1, cv::THRESH_BINARY);
+  cv::threshold(coarse, out, 127, 255, cv::THRESH_BINARY);
   return out;
 }
 
@@ -190,7 +193,7 @@ Crop make_crop(const std::vector<Sample>& samples, std::size_t index, const Data
   cv::Mat gt = s.gt(window).clone();
   cv::Mat coarse;
   if (!s.coarse.empty()) {
-    coarse = s.coarse(window).clone();
+    coarse = s.coarse(window) * 255;  // the stored mask, 0/1 -> 0/255
   } else if (o.coarse_from == "image") {
     coarse = coarse_mask(s.gt, o, coarse_rng)(window).clone();
   }

@@ -23,7 +23,8 @@ struct LoadedSample {
 // read_image + read_mask_u8 (> 127), the mask fitted to the image's size.
 LoadedSample load_sample(const Sample& sample);
 
-// One augmented crop: rgb CV_32FC3 in [0,1] (RGB order), gt and coarse CV_8UC1 0/1, all crop x crop.
+// One augmented crop: rgb CV_32FC3 in [0,1] (RGB order), gt CV_8UC1 0/1, coarse CV_8UC1 0..255 (0/255
+// unless DataOptions::soft_share keeps a low-res mask soft), all crop x crop.
 struct Crop {
   cv::Mat rgb;
   cv::Mat gt;

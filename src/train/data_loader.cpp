@@ -12,6 +12,8 @@
 #include <numeric>
 #include <thread>
 
+#include <opencv2/imgproc.hpp>
+
 #include "../json_fields.hpp"
 #include "../random.hpp"
 #include "airm/error.hpp"
@@ -38,6 +40,7 @@ void DataOptions::validate(const std::string& source) const {
   if (!(jitter >= 0.0 && jitter < 1.0)) fail("jitter", "in [0, 1)", std::to_string(jitter));
   probability("grayscale", grayscale);
   probability("perturb_share", perturb_share);
+  probability("soft_share", soft_share);
   if (!(perturb.min_iou >= 0.0 && perturb.min_iou <= perturb.max_iou && perturb.max_iou <= 1.0)) {
     fail("perturb.min_iou/max_iou", "0 <= min_iou <= max_iou <= 1",
          "[" + std::to_string(perturb.min_iou) + ", " + std::to_string(perturb.max_iou) + ")");
@@ -76,6 +79,7 @@ nlohmann::json DataOptions::to_json() const {
           {"perturb", {{"min_iou", perturb.min_iou}, {"max_iou", perturb.max_iou}, {"tolerance", perturb.tolerance}}},
           {"lowres_min", lowres_min},
           {"lowres_max", lowres_max},
+          {"soft_share", soft_share},
           {"copy_paste", copy_paste},
           {"long_side_min", long_side_min},
           {"long_side_max", long_side_max},
@@ -107,6 +111,7 @@ DataOptions DataOptions::from_json(const nlohmann::json& json, const std::string
   }
   json_fields::read(json, "lowres_min", o.lowres_min, source);
   json_fields::read(json, "lowres_max", o.lowres_max, source);
+  json_fields::read(json, "soft_share", o.soft_share, source);
   json_fields::read(json, "copy_paste", o.copy_paste, source);
   json_fields::read(json, "long_side_min", o.long_side_min, source);
   json_fields::read(json, "long_side_max", o.long_side_max, source);
@@ -248,9 +253,11 @@ TrainBatch TrainLoader::State::build(int64_t iteration) const {
     const detail::Crop crop = detail::make_crop(samples, static_cast<std::size_t>(batch.samples[s]), options, rng.split());
     rgb.push_back(torch::from_blob(crop.rgb.data, {S, S, 3}, torch::kFloat32).permute({2, 0, 1}).clone());
     gt.push_back(torch::from_blob(crop.gt.data, {1, S, S}, torch::kUInt8).to(torch::kFloat32));
-    coarse.push_back(torch::from_blob(crop.coarse.data, {1, S, S}, torch::kUInt8).to(torch::kFloat32));
+    coarse.push_back(torch::from_blob(crop.coarse.data, {1, S, S}, torch::kUInt8).to(torch::kFloat32).div_(255.0));
     if (options.query_mode == "boundary") {
-      const detail::QuerySet q = detail::boundary_queries(crop.gt, crop.coarse, options.queries,
+      cv::Mat coarse01;
+      cv::threshold(crop.coarse, coarse01, 127, 1, cv::THRESH_BINARY);
+      const detail::QuerySet q = detail::boundary_queries(crop.gt, coarse01, options.queries,
                                                           options.boundary_share, options.boundary_band, query_rng);
       coord.push_back(q.coord);
       target.push_back(q.target);

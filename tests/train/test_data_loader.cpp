@@ -375,6 +375,36 @@ TEST(TrainLoader, CoarseMasksDifferFromGtWithSaneIoU) {
   }
 }
 
+TEST(TrainLoader, SoftLowresMasksAreTheUnthresholdedOnes) {
+  Fixture f;
+  f.add("p", disk(120, 110, {60, 55}, 36));
+  f.add("q", rect(113, 127, {25, 30, 60, 62}));
+  for (const char* from : {"crop", "image"}) {
+    DataOptions binary = small_options(96);
+    binary.perturb_share = 0.0;  // every mask low-res
+    binary.coarse_from = from;
+    DataOptions soft = binary;
+    soft.soft_share = 1.0;
+    TrainLoader a(f.samples(), binary, 4, 5, 0, 1, 0), b(f.samples(), soft, 4, 5, 0, 1, 0);
+    int fractional = 0;
+    for (int i = 0; i < 3; ++i) {
+      const TrainBatch hard = a.make_batch(i), smooth = b.make_batch(i);
+      EXPECT_TRUE(binary01(hard.coarse));
+      EXPECT_GE(smooth.coarse.min().item<double>(), 0.0);
+      EXPECT_LE(smooth.coarse.max().item<double>(), 1.0);
+      fractional += ((smooth.coarse > 0) & (smooth.coarse < 1)).sum().item<int>();
+      // The same draws otherwise: thresholding the soft mask at one half gives the binary one, and the
+      // image, ground truth and queries are untouched.
+      EXPECT_TRUE(torch::equal((smooth.coarse > 0.5).to(torch::kFloat32), hard.coarse)) << from << " " << i;
+      EXPECT_TRUE(torch::equal(smooth.gt, hard.gt));
+      EXPECT_TRUE(torch::equal(smooth.input.slice(1, 0, 3), hard.input.slice(1, 0, 3)));
+      EXPECT_TRUE(torch::equal(smooth.coord, hard.coord));
+      EXPECT_TRUE(torch::allclose(smooth.input.slice(1, 3, 4), (smooth.coarse - 0.5) * 2));
+    }
+    EXPECT_GT(fractional, 100) << from;  // soft values along every boundary
+  }
+}
+
 TEST(TrainLoader, CoarseFromTheWholeImageAndBoundaryCrops) {
   Fixture f;
   // A small object in a large image: uniform 64 crops mostly miss its boundary.

@@ -82,6 +82,9 @@ struct DataOptions {
   PerturbOptions perturb;
   int lowres_min = 4;
   int lowres_max = 16;
+  // Probability that a low-res coarse mask stays soft (its bilinear upsampling, not thresholded): what
+  // the later stages of the coarse-to-fine schedule hand the network (docs/DESIGN.md). 0: always binary.
+  double soft_share = 0.0;
   double copy_paste = 0.0;        // probability of pasting a ground-truth object of another image
   int long_side_min = 0;          // rescale each image to a long side in [min, max] first (0, 0: native size)
   int long_side_max = 0;
@@ -122,7 +125,7 @@ struct DataOptions {
 struct TrainBatch {
   torch::Tensor input;   // [B,4,S,S] normalize_input(rgb, coarse)
   torch::Tensor gt;      // [B,1,S,S] float 0/1
-  torch::Tensor coarse;  // [B,1,S,S] float 0/1
+  torch::Tensor coarse;  // [B,1,S,S] float in [0,1] (0/1 unless soft_share > 0)
   torch::Tensor coord;   // [B,Q,2] float32
   torch::Tensor target;  // [B,Q] float 0/1: gt at the queries (nearest pixel)
   int64_t iteration = 0;
