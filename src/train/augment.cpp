@@ -82,24 +82,18 @@ cv::Mat gray3(const cv::Mat& rgb) {
   return g3;
 }
 
-// Stage 6.
+// Stage 6: CV_8UC1 0/255 (both degradations' own output), or the soft low-res mask.
 cv::Mat coarse_mask(const cv::Mat& gt01, const DataOptions& o, Rng& rng) {
   const cv::Mat gt255 = gt01 * 255;
-  cv::Mat coarse;
   if (rng.chance(o.perturb_share)) {
     const double target = o.perturb.min_iou + (o.perturb.max_iou - o.perturb.min_iou) * rng.uniform();
-    coarse = perturb_mask(gt255, target, rng.next(), o.perturb);
-  } else {
-    LowresOptions lowres;
-    lowres.factor = rng.range(o.lowres_min, o.lowres_max);
-    // Drawn only when asked for, so recipes without it keep their random streams (and their results).
-    lowres.soft = o.soft_share > 0 && rng.chance(o.soft_share);
-    coarse = lowres_mask(gt255, lowres);
-    if (lowres.soft) return coarse;
+    return perturb_mask(gt255, target, rng.next(), o.perturb);
   }
-  cv::Mat out;
-  cv::threshold(coarse, out, 127, 255, cv::THRESH_BINARY);
-  return out;
+  LowresOptions lowres;
+  lowres.factor = rng.range(o.lowres_min, o.lowres_max);
+  // Drawn only when asked for, so recipes without it keep their random streams (and their results).
+  lowres.soft = o.soft_share > 0 && rng.chance(o.soft_share);
+  return lowres_mask(gt255, lowres);
 }
 
 // A mask file as CV_8UC1 0/1 at `size` (> 127 is foreground).
