@@ -6,7 +6,9 @@
 // first config (dense by default). A config ending in `-small-pages` runs
 // with AIRM_NO_HUGE_PAGES=1 (no huge pages for the retained heap, see
 // retain_freed_memory()), one ending in `-glibc-huge-pages` with that and
-// glibc's own GLIBC_TUNABLES=glibc.malloc.hugetlb=1 instead.
+// glibc's own GLIBC_TUNABLES=glibc.malloc.hugetlb=1 instead. A config ending
+// in `-cl` (before those) runs the encoder in channels-last memory
+// (RefinerOptions::channels_last).
 //
 //   bench_refine [--threads N] [--model FILE] [--baseline FILE] [--sizes 1K,2K,4K,6K,8K]
 //                [--configs dense,adaptive,adaptive-bf16[,tiled,stages,scales1,baseline:adaptive]]
@@ -87,15 +89,22 @@ std::string default_model() {
 
 const std::string kSmallPages = "-small-pages";
 const std::string kGlibcHugePages = "-glibc-huge-pages";
+const std::string kChannelsLast = "-cl";
 
 bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-airm::RefineOptions options_for(std::string config) {
-  for (const std::string& suffix : {kSmallPages, kGlibcHugePages}) {
+// The config without its -cl and page suffixes (in that order: adaptive-cl-small-pages).
+std::string strip_suffixes(std::string config) {
+  for (const std::string& suffix : {kSmallPages, kGlibcHugePages, kChannelsLast}) {
     if (ends_with(config, suffix)) config.resize(config.size() - suffix.size());
   }
+  return config;
+}
+
+airm::RefineOptions options_for(std::string config) {
+  config = strip_suffixes(config);
   airm::RefineOptions options;
   if (config == "dense") {
     options.dense = true;
@@ -129,7 +138,12 @@ int child(const std::string& config, const fs::path& dir, const std::string& mod
     net = airm::load_weights(model);
   }
   airm::retain_freed_memory();  // as `airm refine` does
-  const airm::Refiner refiner(net, airm::RefinerOptions{"cpu", threads});
+  std::string memory = config;  // the config without its page suffix: does it end in -cl?
+  for (const std::string& suffix : {kSmallPages, kGlibcHugePages}) {
+    if (ends_with(memory, suffix)) memory.resize(memory.size() - suffix.size());
+  }
+  const bool channels_last = ends_with(memory, kChannelsLast);
+  const airm::Refiner refiner(net, airm::RefinerOptions{"cpu", threads, channels_last});
   const airm::RefineOptions options = options_for(config);
   // Warm-up on a small input (thread pools, oneDNN kernels).
   {

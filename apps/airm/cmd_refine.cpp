@@ -47,6 +47,7 @@ struct RefineArgs {
   std::string device = "cpu";
   bool dense = false;
   bool bf16 = false;
+  bool channels_last = false;
   bool save_prob = false;
   bool labels = false;
   bool quiet = false;
@@ -206,7 +207,7 @@ int run_refine(RefineArgs& args) {
 
   const fs::path model = resolve_weights(args.model, "AIRM_MODEL", "airm.pt", "--model");
   retain_freed_memory();
-  const Refiner refiner(model, RefinerOptions{args.device, args.threads});
+  const Refiner refiner(model, RefinerOptions{args.device, args.threads, args.channels_last});
   if (args.verbose) std::fprintf(stderr, "refine: %d intra-op thread(s)\n", torch::get_num_threads());
   SegmenterNet segmenter{nullptr};
   if (segment) {
@@ -243,6 +244,7 @@ Runner add_refine_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--dense", args->dense, "Query every pixel at every scale (slow; the reference)");
   sub->add_flag("--bf16", args->bf16, "bfloat16 autocast");
+  sub->add_flag("--channels-last", args->channels_last, "Encoder in channels-last memory (faster with --bf16)");
   sub->add_option("--threads", args->threads, "Intra-op threads (0: all cores)")->capture_default_str();
   sub->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   sub->add_flag("--save-prob", args->save_prob, "Write probabilities 0..255 instead of a binary mask");

@@ -58,6 +58,10 @@ namespace airm {
 struct RefinerOptions {
   std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
   int threads = 0;             // LibTorch's intra-op threads (process-wide); 0: every core this process may use
+  // Encoder convolutions in channels-last (NHWC) memory, oneDNN's native layout, instead of NCHW. Measured
+  // on a 2-vCPU Xeon without AVX512-BF16 (docs/BENCHMARKS.md): bf16 1.2-1.9x faster, fp32 within noise and
+  // up to a third more peak memory; hence off by default.
+  bool channels_last = false;
 };
 
 // Per-call run-time options (the model's hyper-parameters live in its config).
@@ -118,8 +122,8 @@ class Refiner {
  public:
   // Loads a weights file (load_weights) once.
   explicit Refiner(const std::filesystem::path& weights, RefinerOptions options = {});
-  // Uses `net` (shared, not copied: it is put in eval mode, its denormal weights are set to zero, and it is
-  // moved to the device). The bfloat16 copy
+  // Uses `net` (shared, not copied: it is put in eval mode, its denormal weights are set to zero, it is
+  // moved to the device, and with RefinerOptions::channels_last its 4-D weights are stored channels-last). The bfloat16 copy
   // used by RefineOptions::bf16 is made here: later changes to `net`'s weights do not reach it.
   explicit Refiner(AirmNet net, RefinerOptions options = {});
 
@@ -147,6 +151,7 @@ class Refiner {
   mutable AirmNet net_{nullptr};       // read-only after construction; forward() is not const in LibTorch
   mutable AirmNet net_bf16_{nullptr};  // the same weights in bfloat16 (RefineOptions::bf16)
   torch::Device device_{torch::kCPU};
+  torch::MemoryFormat memory_format_ = torch::MemoryFormat::Contiguous;  // of the encoder's input and weights
 };
 
 // Process-wide malloc settings for long inference runs (glibc; no-op

@@ -40,9 +40,15 @@ struct StageEncoding {
 
 // Encodes `image` (CV_8UC3 BGR) and `mask` (CV_32FC1 [0,1]), both of the content size: reflect padding by
 // `pad` and up to a multiple of 32, then one pass or (options.tile_size > 0 and larger) blended tiles, then
-// the hypernetwork on the whole feature map. Runs in the dtype of the network's parameters.
+// the hypernetwork on the whole feature map. Runs in the dtype of the network's parameters, the encoder's
+// input in `format` (channels-last: see RefinerOptions::channels_last); the features come back contiguous.
 StageEncoding encode_stage(AirmNet& net, const cv::Mat& image, const cv::Mat& mask, int pad,
-                           const RefineOptions& options, const torch::Device& device);
+                           const RefineOptions& options, const torch::Device& device,
+                           torch::MemoryFormat format = torch::MemoryFormat::Contiguous);
+
+// Stores every 4-D parameter and buffer of `module` (convolution weights) in channels-last memory; values
+// unchanged.
+void to_channels_last(torch::nn::Module& module);
 
 // Adaptive selection on a stage's input probabilities: CV_8UC1, non-zero = query: p uncertain
 // ([uncertain_low, uncertain_high]) or within `band` px (Chebyshev) of the p > 0.5 boundary.
@@ -59,7 +65,7 @@ double boundary_shift_px(const cv::Mat& before, const cv::Mat& after, double sca
 int64_t query_stage(AirmNet& net, const StageEncoding& encoding, const cv::Mat& image, cv::Mat& prob,
                     const cv::Mat& selection, const RefineOptions& options, const torch::Device& device);
 
-// A copy of `net` with every parameter and buffer in bfloat16, on `device`, in eval mode.
+// A copy of `net` with every parameter and buffer in bfloat16, on `device`, in eval mode (contiguous NCHW).
 AirmNet bf16_copy(AirmNet& net, const torch::Device& device);
 
 }  // namespace airm::refine_detail

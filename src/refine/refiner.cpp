@@ -192,6 +192,11 @@ Refiner::Refiner(AirmNet net, RefinerOptions options) : net_(std::move(net)) {
   // runs a bf16 copy of the whole network instead (a few MB; made here, so refine() stays read-only).
   // Only where bf16 can run: elsewhere RefineOptions::bf16 falls back to fp32 (use_bf16) and the copy is never used.
   if (bf16_convolutions_supported(device_)) net_bf16_ = refine_detail::bf16_copy(net_, device_);
+  if (options.channels_last) {
+    memory_format_ = torch::MemoryFormat::ChannelsLast;
+    refine_detail::to_channels_last(*net_);
+    if (!net_bf16_.is_empty()) refine_detail::to_channels_last(*net_bf16_);
+  }
 }
 
 const ModelConfig& Refiner::config() const { return net_->config(); }
@@ -221,7 +226,7 @@ cv::Mat Refiner::refine(const cv::Mat& image, const cv::Mat& coarse, const Refin
     const cv::Mat encoder_mask = first ? coarse_at(coarse, content) : rd::resize_to(previous, content);
     const rd::StageEncoding encoding =
         rd::encode_stage(net, rd::resize_to(bgr, content), encoder_mask,
-                         rd::stage_pad(content, output, options.pad), options, device_);
+                         rd::stage_pad(content, output, options.pad), options, device_, memory_format_);
     s.encode_seconds = std::chrono::duration<double>(Clock::now() - stage_start).count();
     s.encoder = encoding.padded;
     s.tiles = encoding.tiles;

@@ -33,9 +33,11 @@ torch::Tensor network_input(const cv::Mat& image, const cv::Mat& mask, const cv:
   return normalize_input(rgb_t, mask_t).to(dtype);
 }
 
-// Encoder and fusion of one input (what AirmNet::encode does before the hypernetwork).
-torch::Tensor encode_features(AirmNet& net, const torch::Tensor& input) {
-  return net->fusion_->forward(input, net->encoder_stages(input));
+// Encoder and fusion of one input (what AirmNet::encode does before the hypernetwork), the input in
+// `format`; the features come back contiguous.
+torch::Tensor encode_features(AirmNet& net, const torch::Tensor& input, torch::MemoryFormat format) {
+  const torch::Tensor x = input.contiguous(format);
+  return net->fusion_->forward(x, net->encoder_stages(x)).contiguous();
 }
 
 // Blending weights along one axis of a tile: 1 inside, a linear ramp over `ramp` cells towards an edge that
@@ -86,7 +88,7 @@ std::vector<int64_t> tile_starts(int64_t length, int64_t tile, int64_t overlap) 
 }
 
 StageEncoding encode_stage(AirmNet& net, const cv::Mat& image, const cv::Mat& mask, int pad,
-                           const RefineOptions& options, const torch::Device& device) {
+                           const RefineOptions& options, const torch::Device& device, torch::MemoryFormat format) {
   const int he = image.rows, we = image.cols;
   const int hp = static_cast<int>(round_up(he + 2 * pad, kAlign));
   const int wp = static_cast<int>(round_up(we + 2 * pad, kAlign));
@@ -108,7 +110,7 @@ StageEncoding encode_stage(AirmNet& net, const cv::Mat& image, const cv::Mat& ma
   const std::vector<int64_t> xs = tile_starts(wp, tile, options.tile_overlap);
   out.tiles = static_cast<int>(ys.size() * xs.size());
   if (out.tiles == 1) {
-    out.features = encode_features(net, network_input(image_p, mask_p, cv::Rect(0, 0, wp, hp), device, dtype));
+    out.features = encode_features(net, network_input(image_p, mask_p, cv::Rect(0, 0, wp, hp), device, dtype), format);
   } else {
     // Weighted sum of the tiles' stride-2 feature maps, normalised by the summed weights.
     const int64_t ramp_cells = std::max<int64_t>(1, options.tile_overlap / 2);
@@ -117,7 +119,8 @@ StageEncoding encode_stage(AirmNet& net, const cv::Mat& image, const cv::Mat& ma
       for (const int64_t x0 : xs) {
         const int64_t th = std::min<int64_t>(tile, hp - y0), tw = std::min<int64_t>(tile, wp - x0);
         const cv::Rect rect(static_cast<int>(x0), static_cast<int>(y0), static_cast<int>(tw), static_cast<int>(th));
-        const torch::Tensor f = encode_features(net, network_input(image_p, mask_p, rect, device, dtype)).to(torch::kFloat);
+        const torch::Tensor f =
+            encode_features(net, network_input(image_p, mask_p, rect, device, dtype), format).to(torch::kFloat);
         if (!sum.defined()) {
           sum = torch::zeros({1, f.size(1), hp / 2, wp / 2}, f.options());
           weight_sum = torch::zeros({1, 1, hp / 2, wp / 2}, f.options());
@@ -133,6 +136,16 @@ StageEncoding encode_stage(AirmNet& net, const cv::Mat& image, const cv::Mat& ma
   }
   if (net->hyper_) out.weights = modulate(net->implicit_, net->hyper_->forward(out.features));
   return out;
+}
+
+void to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (torch::Tensor& t : module.parameters()) {
+    if (t.dim() == 4) t.set_data(t.contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+  for (torch::Tensor& t : module.buffers()) {
+    if (t.dim() == 4) t.set_data(t.contiguous(torch::MemoryFormat::ChannelsLast));
+  }
 }
 
 AirmNet bf16_copy(AirmNet& net, const torch::Device& device) {

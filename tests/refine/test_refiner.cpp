@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <string>
 #include <limits>
 #include <thread>
 
@@ -11,6 +13,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "../../src/refine/refine_internal.hpp"
+#include "airm/bf16.hpp"
 #include "airm/error.hpp"
 #include "airm/image_io.hpp"
 #include "refiner_fixture.hpp"
@@ -506,5 +509,48 @@ TEST(RefinerResidual, DenseSingleScaleEqualsTheNetworksForward) {
     const cv::Mat refined = refiner.refine(image, mask, options);
     const cv::Mat expected(64, 96, CV_32F, reference.contiguous().data_ptr<float>());
     EXPECT_LE(max_abs_diff(refined, expected), 1e-5);
+  }
+}
+
+// RefinerOptions::channels_last (the fast path) against NCHW (the reference), on odd sizes, both encoders,
+// dense queries (no selection that a last-bit difference could flip), untiled and tiled, fp32 and bf16.
+TEST(RefinerChannelsLast, EqualsNchwOnOddSizes) {
+  const airm::test::TempDir dir("airm-channels-last");
+  for (const char* config : {"airm_mnv2_residual.json", "airm_mit_b0.json"}) {
+    const std::filesystem::path weights = dir / (std::string(config) + ".pt");
+    torch::manual_seed(3);
+    airm::AirmNet net(airm::ModelConfig::load(airm::test::source_dir() / "configs" / config));
+    airm::save_weights(weights, net);
+    const Refiner nchw(weights, airm::RefinerOptions{"cpu", 1, false});
+    const Refiner channels_last(weights, airm::RefinerOptions{"cpu", 1, true});
+    for (const cv::Size size : {cv::Size(333, 217), cv::Size(97, 61)}) {
+      const airm::test::TestScene scene = airm::test::make_scene(size, 5);
+      RefineOptions dense;
+      dense.dense = true;
+      dense.scales = {0.5, 1.0};
+      RefineOptions tiled = dense;
+      tiled.tile_size = 128;
+      tiled.tile_overlap = 32;
+      RefineOptions bf16 = dense;
+      bf16.bf16 = true;
+      for (const RefineOptions* options : {&dense, &tiled, &bf16}) {
+        const cv::Mat a = nchw.refine(scene.image, scene.coarse, *options);
+        const cv::Mat b = channels_last.refine(scene.image, scene.coarse, *options);
+        const double max_diff = max_abs_diff(a, b), mean_diff = cv::mean(cv::abs(a - b))[0];
+        const char* what = options == &dense ? "fp32" : options == &tiled ? "fp32 tiled" : "bf16";
+        std::printf("[ info ] %s %dx%d %s: channels-last vs NCHW max |diff| %.3g, mean %.3g\n", config, size.width,
+                    size.height, what, max_diff, mean_diff);
+        if (options != &bf16 || !airm::bf16_convolutions_supported(torch::kCPU)) {
+          // The same sums in another order: fp32 rounding (~1e-7 relative per operation) grown through some
+          // fifty layers stays far below 1e-4 on a probability (sigmoid's slope is at most 1/4).
+          EXPECT_LE(max_diff, 1e-4) << config << " " << what;
+        } else {
+          // bf16 keeps 8 bits of mantissa (2^-9 relative per rounding); rounding at different points of two
+          // layouts moves logits by a few hundredths, probabilities by at most a quarter of that.
+          EXPECT_LE(max_diff, 0.05) << config << " " << what;
+          EXPECT_LE(mean_diff, 0.005) << config << " " << what;
+        }
+      }
+    }
   }
 }
