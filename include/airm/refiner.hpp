@@ -59,7 +59,7 @@ struct RefinerOptions {
   std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
   int threads = 0;             // LibTorch's intra-op threads (process-wide); 0: every core this process may use
   // Encoder convolutions in channels-last (NHWC) memory, oneDNN's native layout, instead of NCHW. Measured
-  // on a 2-vCPU Xeon without AVX512-BF16 (docs/BENCHMARKS.md): bf16 1.2-1.9x faster, fp32 within noise and
+  // on a 2-vCPU Xeon without AVX512-BF16 (docs/BENCHMARKS.md): bf16 1.2-1.5x faster, fp32 within noise and
   // up to a third more peak memory; hence off by default.
   bool channels_last = false;
 };
@@ -123,8 +123,9 @@ class Refiner {
   // Loads a weights file (load_weights) once.
   explicit Refiner(const std::filesystem::path& weights, RefinerOptions options = {});
   // Uses `net` (shared, not copied: it is put in eval mode, its denormal weights are set to zero, it is
-  // moved to the device, and with RefinerOptions::channels_last its 4-D weights are stored channels-last). The bfloat16 copy
-  // used by RefineOptions::bf16 is made here: later changes to `net`'s weights do not reach it.
+  // moved to the device, and with RefinerOptions::channels_last its 4-D weights are stored channels-last).
+  // The bfloat16 copy used by RefineOptions::bf16 is made here: later changes to `net`'s weights do not
+  // reach it.
   explicit Refiner(AirmNet net, RefinerOptions options = {});
 
   // image: CV_8UC3 BGR (CV_8UC1 gray and CV_8UC4 BGRA are converted);
