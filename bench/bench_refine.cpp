@@ -95,16 +95,20 @@ bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// The config without its -cl and page suffixes (in that order: adaptive-cl-small-pages).
-std::string strip_suffixes(std::string config) {
-  for (const std::string& suffix : {kSmallPages, kGlibcHugePages, kChannelsLast}) {
+// The config without its page suffix (the environment of its child).
+std::string without_page_suffix(std::string config) {
+  for (const std::string& suffix : {kSmallPages, kGlibcHugePages}) {
     if (ends_with(config, suffix)) config.resize(config.size() - suffix.size());
   }
   return config;
 }
 
-airm::RefineOptions options_for(std::string config) {
-  config = strip_suffixes(config);
+// -cl comes before a page suffix: adaptive-cl-small-pages.
+bool wants_channels_last(const std::string& config) { return ends_with(without_page_suffix(config), kChannelsLast); }
+
+airm::RefineOptions options_for(const std::string& full_config) {
+  std::string config = without_page_suffix(full_config);
+  if (ends_with(config, kChannelsLast)) config.resize(config.size() - kChannelsLast.size());
   airm::RefineOptions options;
   if (config == "dense") {
     options.dense = true;
@@ -138,12 +142,7 @@ int child(const std::string& config, const fs::path& dir, const std::string& mod
     net = airm::load_weights(model);
   }
   airm::retain_freed_memory();  // as `airm refine` does
-  std::string memory = config;  // the config without its page suffix: does it end in -cl?
-  for (const std::string& suffix : {kSmallPages, kGlibcHugePages}) {
-    if (ends_with(memory, suffix)) memory.resize(memory.size() - suffix.size());
-  }
-  const bool channels_last = ends_with(memory, kChannelsLast);
-  const airm::Refiner refiner(net, airm::RefinerOptions{"cpu", threads, channels_last});
+  const airm::Refiner refiner(net, airm::RefinerOptions{"cpu", threads, wants_channels_last(config)});
   const airm::RefineOptions options = options_for(config);
   // Warm-up on a small input (thread pools, oneDNN kernels).
   {

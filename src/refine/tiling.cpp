@@ -140,11 +140,10 @@ StageEncoding encode_stage(AirmNet& net, const cv::Mat& image, const cv::Mat& ma
 
 void to_channels_last(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
-  for (torch::Tensor& t : module.parameters()) {
-    if (t.dim() == 4) t.set_data(t.contiguous(torch::MemoryFormat::ChannelsLast));
-  }
-  for (torch::Tensor& t : module.buffers()) {
-    if (t.dim() == 4) t.set_data(t.contiguous(torch::MemoryFormat::ChannelsLast));
+  for (const auto& tensors : {module.parameters(), module.buffers()}) {
+    for (torch::Tensor t : tensors) {
+      if (t.dim() == 4) t.set_data(t.contiguous(torch::MemoryFormat::ChannelsLast));
+    }
   }
 }
 

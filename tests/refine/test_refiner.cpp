@@ -5,8 +5,8 @@
 
 #include <cmath>
 #include <filesystem>
-#include <string>
 #include <limits>
+#include <string>
 #include <thread>
 
 #include <opencv2/imgcodecs.hpp>
@@ -523,6 +523,19 @@ TEST(RefinerChannelsLast, EqualsNchwOnOddSizes) {
     airm::save_weights(weights, net);
     const Refiner nchw(weights, airm::RefinerOptions{"cpu", 1, false});
     const Refiner channels_last(weights, airm::RefinerOptions{"cpu", 1, true});
+    {  // A shared network's 4-D weights are stored channels-last (and only those).
+      airm::AirmNet shared = airm::load_weights(weights);
+      const Refiner converting(shared, airm::RefinerOptions{"cpu", 1, true});
+      int converted = 0;
+      for (const torch::Tensor& p : shared->parameters()) {
+        if (p.dim() == 4 && p.size(1) > 1 && p.size(2) * p.size(3) > 1) {
+          EXPECT_TRUE(p.is_contiguous(torch::MemoryFormat::ChannelsLast)) << config;
+          EXPECT_FALSE(p.is_contiguous()) << config;
+          ++converted;
+        }
+      }
+      EXPECT_GT(converted, 0) << config;
+    }
     for (const cv::Size size : {cv::Size(333, 217), cv::Size(97, 61)}) {
       const airm::test::TestScene scene = airm::test::make_scene(size, 5);
       RefineOptions dense;
